@@ -88,6 +88,15 @@ enum WriteOp {
 async fn write(session: &Session, op: WriteOp, args: &WriteArgs) -> Result<()> {
     let (source, input) = read_input(args.file.as_deref())?;
     let documents = parse_documents(&input).with_context(|| source.clone())?;
+    // Validate every document with the master's own rules before sending the first one, so a file with a
+    // bad document changes nothing (the master validates again; this only saves a half-applied file).
+    for document in &documents {
+        let value: serde_json::Value = serde_json::from_str(&document.spec_json)
+            .with_context(|| format!("{source}: {}", document.label))?;
+        if let Err(e) = meshgress_spec::parse_object(&value) {
+            bail!("{source}: {} ({} {}): {e}", document.label, document.kind, document.name);
+        }
+    }
     let mut client = session.client().await?;
     for document in documents {
         let request = WriteObjectRequest {

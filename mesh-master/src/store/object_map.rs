@@ -153,7 +153,7 @@ impl ObjectMap {
                 return rejected(
                     RejectionKind::KindChanged,
                     format!(
-                        "object {name} is a {}; it cannot become a {kind} (delete it first)",
+                        "object {name} is of kind {}; an update cannot change its kind to {kind} (delete it first)",
                         old.kind
                     ),
                 );
