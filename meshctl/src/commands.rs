@@ -94,7 +94,12 @@ async fn write(session: &Session, op: WriteOp, args: &WriteArgs) -> Result<()> {
         let value: serde_json::Value = serde_json::from_str(&document.spec_json)
             .with_context(|| format!("{source}: {}", document.label))?;
         if let Err(e) = meshgress_spec::parse_object(&value) {
-            bail!("{source}: {} ({} {}): {e}", document.label, document.kind, document.name);
+            bail!(
+                "{source}: {} ({} {}): {e}",
+                document.label,
+                document.kind,
+                document.name
+            );
         }
     }
     let mut client = session.client().await?;

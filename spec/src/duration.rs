@@ -13,7 +13,10 @@ impl GoDuration {
     /// Parses Go's `time.ParseDuration` syntax: decimal numbers with units ns, us, µs, ms, s, m, h; `0` alone is allowed.
     pub fn parse(text: &str) -> Result<Self, String> {
         let value = parse_go_duration(text)?;
-        Ok(Self { text: text.to_string(), value })
+        Ok(Self {
+            text: text.to_string(),
+            value,
+        })
     }
 
     /// The duration.
@@ -23,7 +26,10 @@ impl GoDuration {
 
     /// A duration from a literal known to be valid (for defaults).
     pub(crate) fn from_secs(secs: u64) -> Self {
-        Self { text: format!("{secs}s"), value: Duration::from_secs(secs) }
+        Self {
+            text: format!("{secs}s"),
+            value: Duration::from_secs(secs),
+        }
     }
 }
 
@@ -59,13 +65,17 @@ fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let mut rest = s;
     let mut total_ns: f64 = 0.0;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(bad());
         }
         let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let scale = match unit {
@@ -91,11 +101,23 @@ mod tests {
 
     #[test]
     fn parses_go_forms() {
-        assert_eq!(GoDuration::parse("500ms").unwrap().get(), Duration::from_millis(500));
-        assert_eq!(GoDuration::parse("1m30s").unwrap().get(), Duration::from_secs(90));
-        assert_eq!(GoDuration::parse("1.5h").unwrap().get(), Duration::from_secs(5400));
+        assert_eq!(
+            GoDuration::parse("500ms").unwrap().get(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            GoDuration::parse("1m30s").unwrap().get(),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            GoDuration::parse("1.5h").unwrap().get(),
+            Duration::from_secs(5400)
+        );
         assert_eq!(GoDuration::parse("0").unwrap().get(), Duration::ZERO);
-        assert_eq!(GoDuration::parse("10us").unwrap().get(), Duration::from_micros(10));
+        assert_eq!(
+            GoDuration::parse("10us").unwrap().get(),
+            Duration::from_micros(10)
+        );
     }
 
     #[test]

@@ -12,7 +12,10 @@ pub struct SpecError {
 impl SpecError {
     /// An error at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), message: message.into() }
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     /// The same error seen from a parent: `prefix` is put in front of the path.
@@ -45,7 +48,9 @@ impl fmt::Display for SpecError {
 impl std::error::Error for SpecError {}
 
 /// Deserializes `value` into `T`, turning serde's error into a [`SpecError`] that names the field.
-pub(crate) fn from_value<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<T, SpecError> {
+pub(crate) fn from_value<T: serde::de::DeserializeOwned>(
+    value: &serde_json::Value,
+) -> Result<T, SpecError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
@@ -55,5 +60,7 @@ pub(crate) fn from_value<T: serde::de::DeserializeOwned>(value: &serde_json::Val
 
 /// Compiles a regular expression, naming the field when it is bad.
 pub(crate) fn check_regex(path: &str, re: &str) -> Result<(), SpecError> {
-    regex::Regex::new(re).map(|_| ()).map_err(|e| SpecError::new(path, format!("bad regular expression {re:?}: {e}")))
+    regex::Regex::new(re)
+        .map(|_| ())
+        .map_err(|e| SpecError::new(path, format!("bad regular expression {re:?}: {e}")))
 }

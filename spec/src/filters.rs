@@ -1,8 +1,8 @@
 //! Filter specs: Proxy, Validator, RequestAdaptor, ResponseAdaptor.
 
 use crate::{
-    error::{check_regex, from_value},
     SpecError,
+    error::{check_regex, from_value},
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -21,7 +21,8 @@ pub enum FilterSpec {
 }
 
 /// Filter kinds this release knows.
-pub(crate) const FILTER_KINDS: &[&str] = &["Proxy", "Validator", "RequestAdaptor", "ResponseAdaptor"];
+pub(crate) const FILTER_KINDS: &[&str] =
+    &["Proxy", "Validator", "RequestAdaptor", "ResponseAdaptor"];
 
 impl FilterSpec {
     /// Parses one filter document (with `name` and `kind`) and validates it.
@@ -39,7 +40,10 @@ impl FilterSpec {
             other => {
                 return Err(SpecError::new(
                     "kind",
-                    format!("unknown filter kind {other:?}; known kinds: {}", FILTER_KINDS.join(", ")),
+                    format!(
+                        "unknown filter kind {other:?}; known kinds: {}",
+                        FILTER_KINDS.join(", ")
+                    ),
                 ));
             }
         };
@@ -178,7 +182,13 @@ pub struct ServerSpec {
 }
 
 /// Load-balancing policies, as Easegress spells them.
-pub const LB_POLICIES: &[&str] = &["roundRobin", "random", "weightedRandom", "ipHash", "headerHash"];
+pub const LB_POLICIES: &[&str] = &[
+    "roundRobin",
+    "random",
+    "weightedRandom",
+    "ipHash",
+    "headerHash",
+];
 
 /// `loadBalance` of a pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,7 +208,10 @@ fn default_policy() -> String {
 
 impl Default for LoadBalanceSpec {
     fn default() -> Self {
-        Self { policy: default_policy(), header_hash_key: String::new() }
+        Self {
+            policy: default_policy(),
+            header_hash_key: String::new(),
+        }
     }
 }
 
@@ -275,7 +288,9 @@ pub struct UrlRuleSpec {
 impl ProxySpec {
     /// The main pool, whichever form was written.
     pub fn main_pool(&self) -> Option<&PoolSpec> {
-        self.main_pool.as_ref().or_else(|| self.pools.iter().find(|p| p.filter.is_none()))
+        self.main_pool
+            .as_ref()
+            .or_else(|| self.pools.iter().find(|p| p.filter.is_none()))
     }
 
     /// Candidate pools in the order they are tried.
@@ -290,23 +305,35 @@ impl ProxySpec {
     fn validate(&self) -> Result<(), SpecError> {
         match (&self.main_pool, self.pools.is_empty()) {
             (Some(_), false) => {
-                return Err(SpecError::new("pools", "write either mainPool (v1) or pools (v2), not both"));
+                return Err(SpecError::new(
+                    "pools",
+                    "write either mainPool (v1) or pools (v2), not both",
+                ));
             }
             (None, true) => return Err(SpecError::new("", "needs mainPool or pools")),
             (None, false) if !self.candidate_pools.is_empty() => {
-                return Err(SpecError::new("candidatePools", "goes with mainPool; with pools, give candidates a filter"));
+                return Err(SpecError::new(
+                    "candidatePools",
+                    "goes with mainPool; with pools, give candidates a filter",
+                ));
             }
             _ => {}
         }
         if let Some(main) = &self.main_pool {
             if main.filter.is_some() {
-                return Err(SpecError::new("mainPool.filter", "the main pool takes every request; it has no filter"));
+                return Err(SpecError::new(
+                    "mainPool.filter",
+                    "the main pool takes every request; it has no filter",
+                ));
             }
             main.validate().map_err(|e| e.within("mainPool"))?;
             for (i, p) in self.candidate_pools.iter().enumerate() {
                 let at = format!("candidatePools[{i}]");
                 if p.filter.is_none() {
-                    return Err(SpecError::new(format!("{at}.filter"), "is required for a candidate pool"));
+                    return Err(SpecError::new(
+                        format!("{at}.filter"),
+                        "is required for a candidate pool",
+                    ));
                 }
                 p.validate().map_err(|e| e.within(&at))?;
             }
@@ -324,7 +351,10 @@ impl ProxySpec {
         }
         for (i, code) in self.failure_codes.iter().enumerate() {
             if !(100..=599).contains(code) {
-                return Err(SpecError::new(format!("failureCodes[{i}]"), "must be an HTTP status code (100..599)"));
+                return Err(SpecError::new(
+                    format!("failureCodes[{i}]"),
+                    "must be an HTTP status code (100..599)",
+                ));
             }
         }
         Ok(())
@@ -336,7 +366,9 @@ impl PoolSpec {
     pub fn selected_servers(&self) -> Vec<&ServerSpec> {
         self.servers
             .iter()
-            .filter(|s| self.server_tags.is_empty() || s.tags.iter().any(|t| self.server_tags.contains(t)))
+            .filter(|s| {
+                self.server_tags.is_empty() || s.tags.iter().any(|t| self.server_tags.contains(t))
+            })
             .collect()
     }
 
@@ -345,11 +377,15 @@ impl PoolSpec {
             return Err(SpecError::new("servers", "needs at least one server"));
         }
         for (i, s) in self.servers.iter().enumerate() {
-            s.validate().map_err(|e| e.within(&format!("servers[{i}]")))?;
+            s.validate()
+                .map_err(|e| e.within(&format!("servers[{i}]")))?;
         }
         let weighted = self.servers.iter().filter(|s| s.weight > 0).count();
         if weighted != 0 && weighted != self.servers.len() {
-            return Err(SpecError::new("servers", "give a weight to every server or to none"));
+            return Err(SpecError::new(
+                "servers",
+                "give a weight to every server or to none",
+            ));
         }
         if self.selected_servers().is_empty() {
             return Err(SpecError::new("serverTags", "selects no server"));
@@ -358,14 +394,24 @@ impl PoolSpec {
         if !LB_POLICIES.contains(&lb.policy.as_str()) {
             return Err(SpecError::new(
                 "loadBalance.policy",
-                format!("unknown policy {:?}; one of {}", lb.policy, LB_POLICIES.join(", ")),
+                format!(
+                    "unknown policy {:?}; one of {}",
+                    lb.policy,
+                    LB_POLICIES.join(", ")
+                ),
             ));
         }
         if lb.policy == "weightedRandom" && weighted == 0 {
-            return Err(SpecError::new("loadBalance.policy", "weightedRandom needs a weight on every server"));
+            return Err(SpecError::new(
+                "loadBalance.policy",
+                "weightedRandom needs a weight on every server",
+            ));
         }
         if lb.policy == "headerHash" && lb.header_hash_key.is_empty() {
-            return Err(SpecError::new("loadBalance.headerHashKey", "is required by headerHash"));
+            return Err(SpecError::new(
+                "loadBalance.headerHashKey",
+                "is required by headerHash",
+            ));
         }
         if let Some(f) = &self.filter {
             f.validate().map_err(|e| e.within("filter"))?;
@@ -376,11 +422,22 @@ impl PoolSpec {
 
 impl ServerSpec {
     fn validate(&self) -> Result<(), SpecError> {
-        let url = url::Url::parse(&self.url).map_err(|e| SpecError::new("url", format!("bad URL {:?}: {e}", self.url)))?;
+        let url = url::Url::parse(&self.url)
+            .map_err(|e| SpecError::new("url", format!("bad URL {:?}: {e}", self.url)))?;
         match url.scheme() {
             "http" => {}
-            "https" => return Err(SpecError::new("url", "https upstreams are not supported by this release yet")),
-            other => return Err(SpecError::new("url", format!("scheme {other:?} is not supported; use http://"))),
+            "https" => {
+                return Err(SpecError::new(
+                    "url",
+                    "https upstreams are not supported by this release yet",
+                ));
+            }
+            other => {
+                return Err(SpecError::new(
+                    "url",
+                    format!("scheme {other:?} is not supported; use http://"),
+                ));
+            }
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(SpecError::new("url", format!("{:?} has no host", self.url)));
@@ -402,43 +459,74 @@ impl RequestMatcherSpec {
             return Some((p.policy.as_str(), p.per_mill, p.header_hash_key.as_str()));
         }
         match self.policy.as_str() {
-            "ipHash" | "headerHash" | "random" => {
-                Some((self.policy.as_str(), self.permil, self.header_hash_key.as_str()))
-            }
+            "ipHash" | "headerHash" | "random" => Some((
+                self.policy.as_str(),
+                self.permil,
+                self.header_hash_key.as_str(),
+            )),
             _ => None,
         }
     }
 
     fn validate(&self) -> Result<(), SpecError> {
-        if !matches!(self.policy.as_str(), "" | "general" | "ipHash" | "headerHash" | "random") {
+        if !matches!(
+            self.policy.as_str(),
+            "" | "general" | "ipHash" | "headerHash" | "random"
+        ) {
             return Err(SpecError::new(
                 "policy",
-                format!("unknown policy {:?}; one of general, ipHash, headerHash, random", self.policy),
+                format!(
+                    "unknown policy {:?}; one of general, ipHash, headerHash, random",
+                    self.policy
+                ),
             ));
         }
         if let Some((policy, permil, key)) = self.share() {
-            let at = if self.probability.is_some() { "probability." } else { "" };
+            let at = if self.probability.is_some() {
+                "probability."
+            } else {
+                ""
+            };
             if !self.headers.is_empty() {
-                return Err(SpecError::new("headers", "give either header conditions or a per-mille share, not both"));
+                return Err(SpecError::new(
+                    "headers",
+                    "give either header conditions or a per-mille share, not both",
+                ));
             }
             if !matches!(policy, "ipHash" | "headerHash" | "random") {
-                return Err(SpecError::new(format!("{at}policy"), "must be ipHash, headerHash or random"));
+                return Err(SpecError::new(
+                    format!("{at}policy"),
+                    "must be ipHash, headerHash or random",
+                ));
             }
             if !(1..=1000).contains(&permil) {
-                let field = if self.probability.is_some() { "probability.perMill" } else { "permil" };
+                let field = if self.probability.is_some() {
+                    "probability.perMill"
+                } else {
+                    "permil"
+                };
                 return Err(SpecError::new(field, "must be between 1 and 1000"));
             }
             if policy == "headerHash" && key.is_empty() {
-                return Err(SpecError::new(format!("{at}headerHashKey"), "is required by headerHash"));
+                return Err(SpecError::new(
+                    format!("{at}headerHashKey"),
+                    "is required by headerHash",
+                ));
             }
         } else if self.headers.is_empty() {
-            return Err(SpecError::new("headers", "needs header conditions, or a policy with a per-mille share"));
+            return Err(SpecError::new(
+                "headers",
+                "needs header conditions, or a policy with a per-mille share",
+            ));
         }
         for (name, m) in &self.headers {
-            m.validate().map_err(|e| e.within(&format!("headers.{name}")))?;
+            m.validate()
+                .map_err(|e| e.within(&format!("headers.{name}")))?;
         }
         for (i, u) in self.urls.iter().enumerate() {
-            u.url.validate().map_err(|e| e.within(&format!("urls[{i}].url")))?;
+            u.url
+                .validate()
+                .map_err(|e| e.within(&format!("urls[{i}].url")))?;
         }
         Ok(())
     }
@@ -487,7 +575,10 @@ pub struct ValueValidatorSpec {
 impl ValidatorSpec {
     fn validate(&self) -> Result<(), SpecError> {
         if self.headers.is_empty() {
-            return Err(SpecError::new("headers", "needs at least one header to validate"));
+            return Err(SpecError::new(
+                "headers",
+                "needs at least one header to validate",
+            ));
         }
         for (name, v) in &self.headers {
             let at = format!("headers.{name}");
@@ -507,7 +598,9 @@ impl ValidatorSpec {
 
 fn http_header_name_invalid(name: &str) -> bool {
     name.is_empty()
-        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn header_value_invalid(value: &str) -> bool {
@@ -536,16 +629,25 @@ impl HeaderAdaptorSpec {
     fn validate(&self) -> Result<(), SpecError> {
         for (i, name) in self.del.iter().enumerate() {
             if http_header_name_invalid(name) {
-                return Err(SpecError::new(format!("del[{i}]"), format!("{name:?} is not a valid header name")));
+                return Err(SpecError::new(
+                    format!("del[{i}]"),
+                    format!("{name:?} is not a valid header name"),
+                ));
             }
         }
         for (field, map) in [("set", &self.set), ("add", &self.add)] {
             for (name, value) in map {
                 if http_header_name_invalid(name) {
-                    return Err(SpecError::new(format!("{field}.{name}"), "is not a valid header name"));
+                    return Err(SpecError::new(
+                        format!("{field}.{name}"),
+                        "is not a valid header name",
+                    ));
                 }
                 if header_value_invalid(value) {
-                    return Err(SpecError::new(format!("{field}.{name}"), "value has control characters"));
+                    return Err(SpecError::new(
+                        format!("{field}.{name}"),
+                        "value has control characters",
+                    ));
                 }
             }
         }
@@ -610,7 +712,10 @@ pub struct RequestAdaptorSpec {
 impl RequestAdaptorSpec {
     fn validate(&self) -> Result<(), SpecError> {
         if !self.method.is_empty() && !crate::server::METHODS.contains(&self.method.as_str()) {
-            return Err(SpecError::new("method", format!("unknown method {:?}", self.method)));
+            return Err(SpecError::new(
+                "method",
+                format!("unknown method {:?}", self.method),
+            ));
         }
         if let Some(p) = &self.path {
             if !p.add_prefix.is_empty() && !p.add_prefix.starts_with('/') {

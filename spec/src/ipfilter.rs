@@ -29,12 +29,18 @@ impl IpFilterSpec {
 
     /// Parsed allow list (entries were validated when the document was accepted; bad ones are skipped).
     pub fn allow_cidrs(&self) -> Vec<Cidr> {
-        self.allow_ips.iter().filter_map(|s| Cidr::parse(s).ok()).collect()
+        self.allow_ips
+            .iter()
+            .filter_map(|s| Cidr::parse(s).ok())
+            .collect()
     }
 
     /// Parsed block list.
     pub fn block_cidrs(&self) -> Vec<Cidr> {
-        self.block_ips.iter().filter_map(|s| Cidr::parse(s).ok()).collect()
+        self.block_ips
+            .iter()
+            .filter_map(|s| Cidr::parse(s).ok())
+            .collect()
     }
 }
 
@@ -52,7 +58,10 @@ impl Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = addr.trim().parse().map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
@@ -72,11 +81,19 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix as u32) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix as u32)
+                };
                 (u32::from(net) & mask) == (u32::from(ip) & mask)
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix as u32) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix as u32)
+                };
                 (u128::from(net) & mask) == (u128::from(ip) & mask)
             }
             _ => false,
@@ -94,7 +111,11 @@ mod tests {
         assert!(c.contains("10.1.2.3".parse().unwrap()));
         assert!(!c.contains("10.2.0.1".parse().unwrap()));
         assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
         assert!(Cidr::parse("1.2.3.4/33").is_err());
         assert!(Cidr::parse("nope").is_err());
     }

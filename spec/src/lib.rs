@@ -15,11 +15,12 @@ mod server;
 pub use duration::GoDuration;
 pub use error::SpecError;
 pub use filters::{
-    FilterSpec, HeaderAdaptorSpec, LoadBalanceSpec, PathAdaptorSpec, PoolSpec, ProbabilitySpec, ProxySpec,
-    RegexpReplaceSpec, RequestAdaptorSpec, RequestMatcherSpec, ResponseAdaptorSpec, ServerSpec, StringMatcherSpec,
-    UrlRuleSpec, ValidatorSpec, ValueValidatorSpec, LB_POLICIES,
+    FilterSpec, HeaderAdaptorSpec, LB_POLICIES, LoadBalanceSpec, PathAdaptorSpec, PoolSpec,
+    ProbabilitySpec, ProxySpec, RegexpReplaceSpec, RequestAdaptorSpec, RequestMatcherSpec,
+    ResponseAdaptorSpec, ServerSpec, StringMatcherSpec, UrlRuleSpec, ValidatorSpec,
+    ValueValidatorSpec,
 };
 pub use ipfilter::{Cidr, IpFilterSpec};
-pub use object::{parse_object, parse_object_str, same_kind, validate_set, Object, KINDS};
-pub use pipeline::{FlowNodeSpec, PipelineSpec, END};
+pub use object::{KINDS, Object, parse_object, parse_object_str, same_kind, validate_set};
+pub use pipeline::{END, FlowNodeSpec, PipelineSpec};
 pub use server::{HeaderMatchSpec, HttpServerSpec, PathSpec, RuleSpec};

@@ -1,4 +1,4 @@
-use crate::{error::from_value, HttpServerSpec, PipelineSpec, SpecError};
+use crate::{HttpServerSpec, PipelineSpec, SpecError, error::from_value};
 use std::collections::HashMap;
 
 /// Object kinds this release knows (`HTTPPipeline` and `Pipeline` are one kind under two names).
@@ -41,7 +41,13 @@ impl Object {
 
 /// Whether two kind names are the same kind (`HTTPPipeline` and `Pipeline` are).
 pub fn same_kind(a: &str, b: &str) -> bool {
-    let canon = |k: &str| if k == "HTTPPipeline" { "Pipeline".to_string() } else { k.to_string() };
+    let canon = |k: &str| {
+        if k == "HTTPPipeline" {
+            "Pipeline".to_string()
+        } else {
+            k.to_string()
+        }
+    };
     canon(a) == canon(b)
 }
 
@@ -49,18 +55,24 @@ pub fn same_kind(a: &str, b: &str) -> bool {
 pub(crate) fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
     if ok {
         Ok(())
     } else {
-        Err(format!("{name:?} is not a valid name (1 to 253 of A-Z, a-z, 0-9, -, _, ., ~)"))
+        Err(format!(
+            "{name:?} is not a valid name (1 to 253 of A-Z, a-z, 0-9, -, _, ., ~)"
+        ))
     }
 }
 
 /// Parses and validates one document (a JSON object with `kind`, `name` and the kind's fields).
 /// A bad document is rejected whole, with the path of the field at fault.
 pub fn parse_object(doc: &serde_json::Value) -> Result<Object, SpecError> {
-    let map = doc.as_object().ok_or_else(|| SpecError::new("", "a document must be a mapping with kind and name"))?;
+    let map = doc
+        .as_object()
+        .ok_or_else(|| SpecError::new("", "a document must be a mapping with kind and name"))?;
     let kind = match map.get("kind") {
         None => return Err(SpecError::new("kind", "is required")),
         Some(serde_json::Value::String(k)) => k.as_str(),
@@ -68,7 +80,9 @@ pub fn parse_object(doc: &serde_json::Value) -> Result<Object, SpecError> {
     };
     match map.get("name") {
         None => return Err(SpecError::new("name", "is required")),
-        Some(serde_json::Value::String(n)) => check_name(n).map_err(|m| SpecError::new("name", m))?,
+        Some(serde_json::Value::String(n)) => {
+            check_name(n).map_err(|m| SpecError::new("name", m))?
+        }
         Some(_) => return Err(SpecError::new("name", "must be a string")),
     }
     match kind {
@@ -78,13 +92,17 @@ pub fn parse_object(doc: &serde_json::Value) -> Result<Object, SpecError> {
             Ok(Object::HttpServer(spec))
         }
         "HTTPPipeline" | "Pipeline" => Ok(Object::Pipeline(PipelineSpec::parse(doc)?)),
-        other => Err(SpecError::new("kind", format!("unknown kind {other:?}; known kinds: {}", KINDS.join(", ")))),
+        other => Err(SpecError::new(
+            "kind",
+            format!("unknown kind {other:?}; known kinds: {}", KINDS.join(", ")),
+        )),
     }
 }
 
 /// [`parse_object`] from JSON or YAML text.
 pub fn parse_object_str(text: &str) -> Result<Object, SpecError> {
-    let value: serde_json::Value = serde_yaml::from_str(text).map_err(|e| SpecError::new("", e.to_string()))?;
+    let value: serde_json::Value =
+        serde_yaml::from_str(text).map_err(|e| SpecError::new("", e.to_string()))?;
     parse_object(&value)
 }
 

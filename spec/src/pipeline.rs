@@ -1,4 +1,4 @@
-use crate::{error::from_value, FilterSpec, SpecError};
+use crate::{FilterSpec, SpecError, error::from_value};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -46,7 +46,12 @@ impl PipelineSpec {
         for (i, f) in doc.filters.iter().enumerate() {
             filters.push(FilterSpec::parse(f).map_err(|e| e.within(&format!("filters[{i}]")))?);
         }
-        let spec = PipelineSpec { kind: doc.kind, name: doc.name, flow: doc.flow, filters };
+        let spec = PipelineSpec {
+            kind: doc.kind,
+            name: doc.name,
+            flow: doc.flow,
+            filters,
+        };
         spec.validate()?;
         Ok(spec)
     }
@@ -54,7 +59,13 @@ impl PipelineSpec {
     /// The steps to run, in order: the flow, or every filter in the order written.
     pub fn steps(&self) -> Vec<FlowNodeSpec> {
         if self.flow.is_empty() {
-            self.filters.iter().map(|f| FlowNodeSpec { filter: f.name().to_string(), jump_if: BTreeMap::new() }).collect()
+            self.filters
+                .iter()
+                .map(|f| FlowNodeSpec {
+                    filter: f.name().to_string(),
+                    jump_if: BTreeMap::new(),
+                })
+                .collect()
         } else {
             self.flow.clone()
         }
@@ -74,10 +85,19 @@ impl PipelineSpec {
             let at = format!("filters[{i}].name");
             crate::object::check_name(f.name()).map_err(|m| SpecError::new(&at, m))?;
             if f.name() == END {
-                return Err(SpecError::new(at, "END is reserved for the end of the pipeline"));
+                return Err(SpecError::new(
+                    at,
+                    "END is reserved for the end of the pipeline",
+                ));
             }
             if let Some(first) = seen.insert(f.name(), i) {
-                return Err(SpecError::new(at, format!("duplicate filter name {:?} (also filters[{first}])", f.name())));
+                return Err(SpecError::new(
+                    at,
+                    format!(
+                        "duplicate filter name {:?} (also filters[{first}])",
+                        f.name()
+                    ),
+                ));
             }
         }
         let mut position = HashMap::new();
@@ -94,7 +114,10 @@ impl PipelineSpec {
             if let Some(first) = position.insert(node.filter.as_str(), i) {
                 return Err(SpecError::new(
                     format!("flow[{i}].filter"),
-                    format!("filter {:?} is already in the flow at flow[{first}]", node.filter),
+                    format!(
+                        "filter {:?} is already in the flow at flow[{first}]",
+                        node.filter
+                    ),
                 ));
             }
         }
@@ -103,7 +126,10 @@ impl PipelineSpec {
                 continue;
             }
             let Some(filter) = self.filter(&node.filter) else {
-                return Err(SpecError::new(format!("flow[{i}].jumpIf"), "END has no results to jump on"));
+                return Err(SpecError::new(
+                    format!("flow[{i}].jumpIf"),
+                    "END has no results to jump on",
+                ));
             };
             for (result, target) in &node.jump_if {
                 let at = format!("flow[{i}].jumpIf.{result}");
@@ -115,7 +141,11 @@ impl PipelineSpec {
                     };
                     return Err(SpecError::new(
                         at,
-                        format!("{} filter {:?} has no result {result:?}; {known}", filter.kind(), filter.name()),
+                        format!(
+                            "{} filter {:?} has no result {result:?}; {known}",
+                            filter.kind(),
+                            filter.name()
+                        ),
                     ));
                 }
                 if target == END {
@@ -124,15 +154,23 @@ impl PipelineSpec {
                 match position.get(target.as_str()) {
                     Some(&j) if j > i => {}
                     Some(_) => {
-                        return Err(SpecError::new(at, format!("jumps back to {target:?}; jumps go forward only")));
+                        return Err(SpecError::new(
+                            at,
+                            format!("jumps back to {target:?}; jumps go forward only"),
+                        ));
                     }
                     None if self.filter(target).is_some() => {
-                        return Err(SpecError::new(at, format!("target {target:?} is not in the flow")));
+                        return Err(SpecError::new(
+                            at,
+                            format!("target {target:?} is not in the flow"),
+                        ));
                     }
                     None => {
                         return Err(SpecError::new(
                             at,
-                            format!("target {target:?} is neither END nor a filter of this pipeline"),
+                            format!(
+                                "target {target:?} is neither END nor a filter of this pipeline"
+                            ),
                         ));
                     }
                 }
@@ -147,9 +185,15 @@ impl PipelineSpec {
         map.insert("kind".into(), self.kind.clone().into());
         map.insert("name".into(), self.name.clone().into());
         if !self.flow.is_empty() {
-            map.insert("flow".into(), serde_json::to_value(&self.flow).unwrap_or_default());
+            map.insert(
+                "flow".into(),
+                serde_json::to_value(&self.flow).unwrap_or_default(),
+            );
         }
-        map.insert("filters".into(), self.filters.iter().map(FilterSpec::to_json).collect());
+        map.insert(
+            "filters".into(),
+            self.filters.iter().map(FilterSpec::to_json).collect(),
+        );
         serde_json::Value::Object(map)
     }
 }

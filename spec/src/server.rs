@@ -1,4 +1,4 @@
-use crate::{error::check_regex, GoDuration, IpFilterSpec, SpecError};
+use crate::{GoDuration, IpFilterSpec, SpecError, error::check_regex};
 use serde::{Deserialize, Serialize};
 
 /// `kind: HTTPServer`: a listener and its routing rules onto pipelines.
@@ -118,7 +118,9 @@ fn default_max_connections() -> u32 {
 }
 
 /// Methods a path may list (Easegress's schema enum).
-pub(crate) const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE"];
+pub(crate) const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE",
+];
 
 impl HttpServerSpec {
     pub(crate) fn validate(&self) -> Result<(), SpecError> {
@@ -126,13 +128,22 @@ impl HttpServerSpec {
             return Err(SpecError::new("port", "must be between 1 and 65535"));
         }
         if self.https {
-            return Err(SpecError::new("https", "TLS listeners are not supported by this release yet"));
+            return Err(SpecError::new(
+                "https",
+                "TLS listeners are not supported by this release yet",
+            ));
         }
         if self.http3 {
-            return Err(SpecError::new("http3", "HTTP/3 listeners are not supported by this release yet"));
+            return Err(SpecError::new(
+                "http3",
+                "HTTP/3 listeners are not supported by this release yet",
+            ));
         }
         if !self.address.is_empty() && self.address.parse::<std::net::IpAddr>().is_err() {
-            return Err(SpecError::new("address", format!("{:?} is not an IP address", self.address)));
+            return Err(SpecError::new(
+                "address",
+                format!("{:?} is not an IP address", self.address),
+            ));
         }
         if self.max_connections == 0 {
             return Err(SpecError::new("maxConnections", "must be at least 1"));
@@ -141,7 +152,8 @@ impl HttpServerSpec {
             f.validate().map_err(|e| e.within("ipFilter"))?;
         }
         for (i, rule) in self.rules.iter().enumerate() {
-            rule.validate().map_err(|e| e.within(&format!("rules[{i}]")))?;
+            rule.validate()
+                .map_err(|e| e.within(&format!("rules[{i}]")))?;
         }
         Ok(())
     }
@@ -156,7 +168,8 @@ impl RuleSpec {
             check_regex("hostRegexp", &self.host_regexp)?;
         }
         for (i, path) in self.paths.iter().enumerate() {
-            path.validate().map_err(|e| e.within(&format!("paths[{i}]")))?;
+            path.validate()
+                .map_err(|e| e.within(&format!("paths[{i}]")))?;
         }
         Ok(())
     }
@@ -181,7 +194,10 @@ impl PathSpec {
             && self.path_prefix.is_empty()
             && self.path_regexp.is_empty()
         {
-            return Err(SpecError::new("rewriteTarget", "needs one of path, pathPrefix or pathRegexp to rewrite"));
+            return Err(SpecError::new(
+                "rewriteTarget",
+                "needs one of path, pathPrefix or pathRegexp to rewrite",
+            ));
         }
         for (i, m) in self.methods.iter().enumerate() {
             if !METHODS.contains(&m.as_str()) {
@@ -204,7 +220,10 @@ impl PathSpec {
             }
         }
         if self.backend.is_empty() {
-            return Err(SpecError::new("backend", "is required (the name of a pipeline)"));
+            return Err(SpecError::new(
+                "backend",
+                "is required (the name of a pipeline)",
+            ));
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Parsing and validation of whole documents, including the Easegress quick start verbatim.
 
-use meshgress_spec::{parse_object, parse_object_str, validate_set, FilterSpec, Object};
+use meshgress_spec::{FilterSpec, Object, parse_object, parse_object_str, validate_set};
 
 const SERVER_DEMO: &str = r#"
 kind: HTTPServer
@@ -55,7 +55,9 @@ fn err(doc: &str) -> String {
 #[test]
 fn quick_start_documents_parse_with_defaults() {
     let server = parse_object_str(SERVER_DEMO).unwrap();
-    let Object::HttpServer(s) = &server else { panic!("not a server") };
+    let Object::HttpServer(s) = &server else {
+        panic!("not a server")
+    };
     assert_eq!(s.port, 10080);
     assert_eq!(s.keep_alive_timeout.get().as_secs(), 60);
     assert_eq!(s.max_connections, 10240);
@@ -66,9 +68,13 @@ fn quick_start_documents_parse_with_defaults() {
 
     let pipeline = parse_object_str(PIPELINE_DEMO).unwrap();
     assert_eq!(pipeline.kind(), "HTTPPipeline");
-    let Object::Pipeline(p) = &pipeline else { panic!("not a pipeline") };
+    let Object::Pipeline(p) = &pipeline else {
+        panic!("not a pipeline")
+    };
     assert_eq!(p.steps().len(), 3);
-    let Some(FilterSpec::Proxy(proxy)) = p.filter("proxy") else { panic!("no proxy") };
+    let Some(FilterSpec::Proxy(proxy)) = p.filter("proxy") else {
+        panic!("no proxy")
+    };
     assert_eq!(proxy.main_pool().unwrap().servers.len(), 3);
     assert_eq!(proxy.max_idle_conns_per_host, 1024);
 }
@@ -97,9 +103,16 @@ filters:
     - servers: [{url: "http://127.0.0.1:2"}]
       loadBalance: {policy: headerHash, headerHashKey: X-User}
 "#;
-    let Object::Pipeline(p) = parse_object_str(doc).unwrap() else { panic!() };
-    let Some(FilterSpec::Proxy(proxy)) = p.filter("proxy") else { panic!() };
-    assert_eq!(proxy.main_pool().unwrap().servers[0].url, "http://127.0.0.1:2");
+    let Object::Pipeline(p) = parse_object_str(doc).unwrap() else {
+        panic!()
+    };
+    let Some(FilterSpec::Proxy(proxy)) = p.filter("proxy") else {
+        panic!()
+    };
+    assert_eq!(
+        proxy.main_pool().unwrap().servers[0].url,
+        "http://127.0.0.1:2"
+    );
     assert_eq!(proxy.candidate_pools().len(), 1);
 }
 
@@ -109,69 +122,134 @@ fn errors_name_the_field_at_fault() {
         ("kind: Nope\nname: a", "kind: unknown kind \"Nope\""),
         ("name: a", "kind: is required"),
         ("kind: HTTPServer", "name: is required"),
-        ("kind: HTTPServer\nname: 'bad name'\nport: 1", "name: \"bad name\" is not a valid name"),
-        ("kind: HTTPServer\nname: s\nport: 10080\nbogus: 1", "unknown field `bogus`"),
-        ("kind: HTTPServer\nname: s\nport: '10080'", "port: invalid type"),
-        ("kind: HTTPServer\nname: s\nport: 70000", "port: invalid value"),
+        (
+            "kind: HTTPServer\nname: 'bad name'\nport: 1",
+            "name: \"bad name\" is not a valid name",
+        ),
+        (
+            "kind: HTTPServer\nname: s\nport: 10080\nbogus: 1",
+            "unknown field `bogus`",
+        ),
+        (
+            "kind: HTTPServer\nname: s\nport: '10080'",
+            "port: invalid type",
+        ),
+        (
+            "kind: HTTPServer\nname: s\nport: 70000",
+            "port: invalid value",
+        ),
         ("kind: HTTPServer\nname: s", "missing field `port`"),
         (
             "kind: HTTPServer\nname: s\nport: 1\nrules: [{paths: [{pathRegexp: '(', backend: p}]}]",
             "rules[0].paths[0].pathRegexp: bad regular expression",
         ),
-        ("kind: HTTPServer\nname: s\nport: 1\nrules: [{paths: [{path: /a}]}]", "missing field `backend`"),
-        ("kind: HTTPServer\nname: s\nport: 1\nkeepAliveTimeout: 10", "keepAliveTimeout: invalid type"),
-        ("kind: HTTPServer\nname: s\nport: 1\nkeepAliveTimeout: 10d", "keepAliveTimeout: invalid duration"),
+        (
+            "kind: HTTPServer\nname: s\nport: 1\nrules: [{paths: [{path: /a}]}]",
+            "missing field `backend`",
+        ),
+        (
+            "kind: HTTPServer\nname: s\nport: 1\nkeepAliveTimeout: 10",
+            "keepAliveTimeout: invalid type",
+        ),
+        (
+            "kind: HTTPServer\nname: s\nport: 1\nkeepAliveTimeout: 10d",
+            "keepAliveTimeout: invalid duration",
+        ),
         (
             "kind: HTTPServer\nname: s\nport: 1\nrules: [{paths: [{rewriteTarget: /x, backend: p}]}]",
             "rules[0].paths[0].rewriteTarget: needs one of",
         ),
-        ("kind: HTTPServer\nname: s\nport: 1\nrules: [{paths: [{methods: [get], backend: p}]}]", "methods[0]: unknown method"),
+        (
+            "kind: HTTPServer\nname: s\nport: 1\nrules: [{paths: [{methods: [get], backend: p}]}]",
+            "methods[0]: unknown method",
+        ),
     ];
     for (doc, want) in cases {
         let got = err(doc);
-        assert!(got.contains(want), "{doc:?}: got {got:?}, want it to contain {want:?}");
+        assert!(
+            got.contains(want),
+            "{doc:?}: got {got:?}, want it to contain {want:?}"
+        );
     }
 }
 
 #[test]
 fn pipeline_errors_name_the_field_at_fault() {
-    let pipeline = |flow: &str, filters: &str| format!("kind: HTTPPipeline\nname: p\nflow: {flow}\nfilters: {filters}");
+    let pipeline = |flow: &str, filters: &str| {
+        format!("kind: HTTPPipeline\nname: p\nflow: {flow}\nfilters: {filters}")
+    };
     let proxy = "{name: proxy, kind: Proxy, mainPool: {servers: [{url: 'http://127.0.0.1:9095'}]}}";
     let validator = "{name: v, kind: Validator, headers: {X-A: {values: [a]}}}";
     let cases = [
-        (pipeline("[{filter: nope}]", &format!("[{proxy}]")), "flow[0].filter: names filter \"nope\""),
         (
-            pipeline("[{filter: v, jumpIf: {invalid: ghost}}, {filter: proxy}]", &format!("[{validator}, {proxy}]")),
+            pipeline("[{filter: nope}]", &format!("[{proxy}]")),
+            "flow[0].filter: names filter \"nope\"",
+        ),
+        (
+            pipeline(
+                "[{filter: v, jumpIf: {invalid: ghost}}, {filter: proxy}]",
+                &format!("[{validator}, {proxy}]"),
+            ),
             "flow[0].jumpIf.invalid: target \"ghost\"",
         ),
         (
-            pipeline("[{filter: proxy}, {filter: v, jumpIf: {invalid: proxy}}]", &format!("[{validator}, {proxy}]")),
+            pipeline(
+                "[{filter: proxy}, {filter: v, jumpIf: {invalid: proxy}}]",
+                &format!("[{validator}, {proxy}]"),
+            ),
             "jumps go forward only",
         ),
         (
-            pipeline("[{filter: v, jumpIf: {oops: END}}]", &format!("[{validator}]")),
+            pipeline(
+                "[{filter: v, jumpIf: {oops: END}}]",
+                &format!("[{validator}]"),
+            ),
             "flow[0].jumpIf.oops: Validator filter \"v\" has no result \"oops\"",
         ),
-        (pipeline("[]", "[{name: x, kind: Magic}]"), "filters[0].kind: unknown filter kind \"Magic\""),
         (
-            pipeline("[]", "[{name: proxy, kind: Proxy, mainPool: {servers: [{url: 'not a url'}]}}]"),
+            pipeline("[]", "[{name: x, kind: Magic}]"),
+            "filters[0].kind: unknown filter kind \"Magic\"",
+        ),
+        (
+            pipeline(
+                "[]",
+                "[{name: proxy, kind: Proxy, mainPool: {servers: [{url: 'not a url'}]}}]",
+            ),
             "filters[0].mainPool.servers[0].url: bad URL",
         ),
         (
-            pipeline("[]", "[{name: proxy, kind: Proxy, mainPool: {servers: [{url: 'http://a:1'}], loadBalance: {policy: fastest}}}]"),
+            pipeline(
+                "[]",
+                "[{name: proxy, kind: Proxy, mainPool: {servers: [{url: 'http://a:1'}], loadBalance: {policy: fastest}}}]",
+            ),
             "filters[0].mainPool.loadBalance.policy: unknown policy",
         ),
-        (pipeline("[]", "[{name: proxy, kind: Proxy, mainPool: {servers: [{url: 'http://a:1', wat: 1}]}}]"), "unknown field `wat`"),
         (
-            pipeline("[]", "[{name: v, kind: Validator, headers: {X-A: {regexp: '['}}}]"),
+            pipeline(
+                "[]",
+                "[{name: proxy, kind: Proxy, mainPool: {servers: [{url: 'http://a:1', wat: 1}]}}]",
+            ),
+            "unknown field `wat`",
+        ),
+        (
+            pipeline(
+                "[]",
+                "[{name: v, kind: Validator, headers: {X-A: {regexp: '['}}}]",
+            ),
             "filters[0].headers.X-A.regexp: bad regular expression",
         ),
-        (pipeline("[]", &format!("[{proxy}, {proxy}]")), "filters[1].name: duplicate filter name"),
+        (
+            pipeline("[]", &format!("[{proxy}, {proxy}]")),
+            "filters[1].name: duplicate filter name",
+        ),
         (pipeline("[]", "[]"), "filters: needs at least one filter"),
     ];
     for (doc, want) in cases {
         let got = err(&doc);
-        assert!(got.contains(want), "{doc:?}: got {got:?}, want it to contain {want:?}");
+        assert!(
+            got.contains(want),
+            "{doc:?}: got {got:?}, want it to contain {want:?}"
+        );
     }
 }
 

@@ -157,14 +157,22 @@ async fn bad_input_is_rejected_whole_and_names_the_field() {
     for (doc, field) in cases {
         let err = fails(master.meshctl(&["object", "create"], Some(&doc)));
         assert!(err.starts_with("Error:"), "meshctl prints the error: {err}");
-        assert!(err.contains(field), "error for {doc:?} should name {field:?}: {err}");
+        assert!(
+            err.contains(field),
+            "error for {doc:?} should name {field:?}: {err}"
+        );
         // The master applies the same rules itself, whatever client sends the document.
         if let Ok(value) = serde_yaml::from_str::<serde_json::Value>(&doc) {
             let status = admin
-                .create_object(WriteObjectRequest { spec_json: value.to_string() })
+                .create_object(WriteObjectRequest {
+                    spec_json: value.to_string(),
+                })
                 .await
                 .expect_err("the master rejects it too");
-            assert!(status.message().contains(field), "server error for {doc:?} should name {field:?}: {status:?}");
+            assert!(
+                status.message().contains(field),
+                "server error for {doc:?} should name {field:?}: {status:?}"
+            );
         }
     }
     // A file whose second document is bad creates nothing.
