@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let mut master = mesh_master::start(config)
         .await
         .context("cannot start mesh-master")?;
-    let gateway = (!cli.no_gateway).then(|| gateway::spawn(master.client_addr(), &cli.name));
+    let gateway = (!cli.no_gateway).then(|| gateway::start(master.client_addr(), &cli.name));
 
     let failure = tokio::select! {
         signal = shutdown_signal() => {
@@ -65,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
         e = master.failed() => Some(e),
     };
     if let Some(gateway) = gateway {
-        gateway.abort();
+        gateway.shutdown().await;
     }
     master.shutdown().await.context("shutdown failed")?;
     match failure {

@@ -84,10 +84,12 @@ fn normalize(text: &str) -> String {
     for line in text.lines() {
         let mut l = line.trim_end().to_string();
         if let Some(i) = l.find("curl/") {
-            let end = l[i + 5..]
+            let digits = l[i + 5..]
                 .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .map_or(l.len(), |j| i + 5 + j);
-            l.replace_range(i..end, "curl/X");
+                .unwrap_or(l.len() - i - 5);
+            if digits > 0 {
+                l.replace_range(i..i + 5 + digits, "curl/X");
+            }
         }
         out.push(l);
     }
