@@ -380,16 +380,36 @@ fn failures_stop_and_bad_input_sends_nothing() {
     );
     assert_eq!(fake.admin.0.lock().unwrap().writes, 0);
 
-    // The first server error stops the run.
+    // Every document is validated locally before the first is sent: a bad kind sends nothing.
     let input = format!("{SERVER}---\nkind: Bad\nname: b\n---\n{PIPELINE}");
+    let out = meshctl(&server, &["object", "create"], &input);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("Error: standard input: document 2 (Bad b): kind: unknown kind"),
+        "{err}"
+    );
+    assert_eq!(fake.admin.0.lock().unwrap().writes, 0);
+
+    // The first server error stops the run.
+    let out = meshctl(&server, &["object", "apply"], PIPELINE);
+    assert_eq!(text(&out.stdout), "created HTTPPipeline pipeline-demo\n");
+    let input = format!(
+        "{SERVER}---\n{PIPELINE}---\n{}",
+        SERVER.replace("server-demo", "never-sent")
+    );
     let out = meshctl(&server, &["object", "create"], &input);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "created HTTPServer server-demo\n");
     assert_eq!(
         text(&out.stderr),
-        "Error: filters[0].kind: unknown filter kind \"Nope\" (INVALID_ARGUMENT)\n"
+        "Error: object pipeline-demo already exists (ALREADY_EXISTS)\n"
     );
-    assert_eq!(fake.admin.0.lock().unwrap().writes, 1);
+    assert_eq!(
+        fake.admin.0.lock().unwrap().writes,
+        3,
+        "the third document was never sent"
+    );
 
     let out = meshctl(&server, &["object", "create"], SERVER);
     assert_eq!(out.status.code(), Some(1));
@@ -397,13 +417,15 @@ fn failures_stop_and_bad_input_sends_nothing() {
         text(&out.stderr),
         "Error: object server-demo already exists (ALREADY_EXISTS)\n"
     );
-    let out = meshctl(&server, &["object", "update"], PIPELINE);
+    let out = meshctl(
+        &server,
+        &["object", "update"],
+        &PIPELINE.replace("pipeline-demo", "absent"),
+    );
     assert_eq!(
         text(&out.stderr),
-        "Error: object pipeline-demo not found (NOT_FOUND)\n"
+        "Error: object absent not found (NOT_FOUND)\n"
     );
-    let out = meshctl(&server, &["object", "apply"], PIPELINE);
-    assert_eq!(text(&out.stdout), "created HTTPPipeline pipeline-demo\n");
 }
 
 #[test]

@@ -326,7 +326,7 @@ pub(crate) mod tests {
         });
         let (kind, msg) = rejection(&out);
         assert_eq!(kind, RejectionKind::KindChanged);
-        assert!(msg.contains("object p is a Pipeline"), "{msg}");
+        assert!(msg.contains("object p is of kind Pipeline"), "{msg}");
 
         let (out, _) = map.apply(&Command::Update {
             doc: server("absent", 10081),
