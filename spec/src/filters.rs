@@ -413,6 +413,12 @@ impl PoolSpec {
                 "is required by headerHash",
             ));
         }
+        if !lb.header_hash_key.is_empty() && http_header_name_invalid(&lb.header_hash_key) {
+            return Err(SpecError::new(
+                "loadBalance.headerHashKey",
+                "is not a valid header name",
+            ));
+        }
         if let Some(f) = &self.filter {
             f.validate().map_err(|e| e.within("filter"))?;
         }
@@ -519,7 +525,24 @@ impl RequestMatcherSpec {
                 "needs header conditions, or a policy with a per-mille share",
             ));
         }
+        if let Some((_, _, key)) = self.share()
+            && !key.is_empty()
+            && http_header_name_invalid(key)
+        {
+            let field = if self.probability.is_some() {
+                "probability.headerHashKey"
+            } else {
+                "headerHashKey"
+            };
+            return Err(SpecError::new(field, "is not a valid header name"));
+        }
         for (name, m) in &self.headers {
+            if http_header_name_invalid(name) {
+                return Err(SpecError::new(
+                    format!("headers.{name}"),
+                    "is not a valid header name",
+                ));
+            }
             m.validate()
                 .map_err(|e| e.within(&format!("headers.{name}")))?;
         }
@@ -596,7 +619,7 @@ impl ValidatorSpec {
     }
 }
 
-fn http_header_name_invalid(name: &str) -> bool {
+pub(crate) fn http_header_name_invalid(name: &str) -> bool {
     name.is_empty()
         || !name
             .bytes()

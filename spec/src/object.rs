@@ -115,9 +115,9 @@ pub fn validate_set(objects: &[Object]) -> Result<(), SpecError> {
         Object::Pipeline(_) => None,
     });
     for s in servers {
-        // An empty address binds every interface, so it collides with any address on the same port.
+        // A wildcard address binds every interface, so it collides with any address on the same port.
         let clash = ports.iter().find(|((addr, port), _)| {
-            *port == s.port && (addr.is_empty() || s.address.is_empty() || *addr == s.address)
+            *port == s.port && (is_wildcard(addr) || is_wildcard(&s.address) || *addr == s.address)
         });
         if let Some((_, other)) = clash {
             return Err(SpecError::new(
@@ -128,4 +128,12 @@ pub fn validate_set(objects: &[Object]) -> Result<(), SpecError> {
         ports.insert((s.address.clone(), s.port), &s.name);
     }
     Ok(())
+}
+
+/// Whether a listen address binds every interface (empty, `0.0.0.0` or `::`).
+fn is_wildcard(address: &str) -> bool {
+    address.is_empty()
+        || address
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified())
 }

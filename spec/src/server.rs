@@ -209,8 +209,11 @@ impl PathSpec {
         }
         for (i, h) in self.headers.iter().enumerate() {
             let at = format!("headers[{i}]");
-            if h.key.is_empty() {
-                return Err(SpecError::new(format!("{at}.key"), "must not be empty"));
+            if crate::filters::http_header_name_invalid(&h.key) {
+                return Err(SpecError::new(
+                    format!("{at}.key"),
+                    format!("{:?} is not a valid header name", h.key),
+                ));
             }
             if h.values.is_empty() && h.regexp.is_empty() {
                 return Err(SpecError::new(at, "needs values or regexp"));

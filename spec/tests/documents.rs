@@ -262,4 +262,40 @@ fn duplicate_ports_are_rejected_against_the_later_object() {
     assert_eq!(e.path, "port");
     assert!(e.message.contains("\"a\""), "{e}");
     validate_set(&[a, c]).unwrap();
+    let wild =
+        parse_object_str("kind: HTTPServer\nname: w\nport: 10081\naddress: 0.0.0.0").unwrap();
+    let local =
+        parse_object_str("kind: HTTPServer\nname: l\nport: 10081\naddress: 127.0.0.1").unwrap();
+    let other =
+        parse_object_str("kind: HTTPServer\nname: o\nport: 10081\naddress: 127.0.0.2").unwrap();
+    assert!(
+        validate_set(&[wild, local.clone()]).is_err(),
+        "0.0.0.0 covers 127.0.0.1"
+    );
+    validate_set(&[local, other]).unwrap();
+}
+
+#[test]
+fn header_names_are_checked_wherever_they_appear() {
+    let cases = [
+        (
+            "kind: HTTPServer\nname: s\nport: 1\nrules: [{paths: [{headers: [{key: 'bad key', values: [a]}], backend: p}]}]",
+            "rules[0].paths[0].headers[0].key",
+        ),
+        (
+            "kind: Pipeline\nname: p\nfilters: [{name: x, kind: Proxy, mainPool: {servers: [{url: 'http://a:1'}], loadBalance: {policy: headerHash, headerHashKey: 'a b'}}}]",
+            "filters[0].mainPool.loadBalance.headerHashKey",
+        ),
+        (
+            "kind: Pipeline\nname: p\nfilters: [{name: x, kind: Proxy, pools: [{servers: [{url: 'http://a:1'}]}, {servers: [{url: 'http://b:1'}], filter: {headers: {'a:b': {exact: x}}}}]}]",
+            "filters[0].pools[1].filter.headers.a:b",
+        ),
+    ];
+    for (doc, want) in cases {
+        let got = err(doc);
+        assert!(
+            got.contains(want) && got.contains("header name"),
+            "{doc:?}: got {got:?}"
+        );
+    }
 }
