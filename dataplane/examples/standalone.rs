@@ -7,6 +7,9 @@ use hyper_util::rt::TokioIo;
 use meshgress_dataplane::{Runtime, body};
 use std::{convert::Infallible, time::Duration};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

