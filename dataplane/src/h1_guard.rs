@@ -73,11 +73,100 @@ enum Framing {
     Refuse,
 }
 
-/// Follows request framing on the inbound byte stream.
+/// What the lines of a head seen so far say about its framing.
+#[derive(Debug, Default)]
+struct HeadInfo {
+    /// The request line has been seen.
+    started: bool,
+    connect: bool,
+    http10: bool,
+    /// A malformed Content-Length value.
+    bad_length: bool,
+    lengths: usize,
+    length: Option<u64>,
+    te: bool,
+    chunked: usize,
+    last_chunked: bool,
+}
+
+impl HeadInfo {
+    /// One line of the head, without its line ending.
+    fn line(&mut self, line: &[u8]) {
+        if !self.started {
+            self.started = true;
+            self.connect = line.split(|b| *b == b' ').next() == Some(b"CONNECT");
+            self.http10 = line.ends_with(b"HTTP/1.0");
+            return;
+        }
+        const CL: &[u8] = b"content-length";
+        const TE: &[u8] = b"transfer-encoding";
+        // The name is everything before the first colon; only these two names matter.
+        if line.len() > CL.len()
+            && line[CL.len()] == b':'
+            && line[..CL.len()].eq_ignore_ascii_case(CL)
+        {
+            for part in trim(&line[CL.len() + 1..]).split(|b| *b == b',') {
+                let part = trim(part);
+                self.lengths += 1;
+                if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+                    self.bad_length = true;
+                    return;
+                }
+                self.length = std::str::from_utf8(part)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok());
+            }
+        } else if line.len() > TE.len()
+            && line[TE.len()] == b':'
+            && line[..TE.len()].eq_ignore_ascii_case(TE)
+        {
+            self.te = true;
+            for coding in trim(&line[TE.len() + 1..])
+                .split(|b| *b == b',')
+                .map(trim)
+                .filter(|c| !c.is_empty())
+            {
+                self.last_chunked = coding.eq_ignore_ascii_case(b"chunked");
+                self.chunked += usize::from(self.last_chunked);
+            }
+        }
+    }
+
+    /// How the complete head frames its body.
+    fn framing(&self) -> Framing {
+        if self.bad_length {
+            return Framing::Refuse;
+        }
+        if self.te {
+            if self.lengths > 0 || self.http10 || !self.last_chunked || self.chunked != 1 {
+                return Framing::Refuse;
+            }
+            return Framing::Chunked;
+        }
+        if self.lengths > 1 {
+            return Framing::Refuse;
+        }
+        if self.connect {
+            return Framing::Passthrough;
+        }
+        match (self.lengths, self.length) {
+            (0, _) => Framing::None,
+            (_, Some(n)) => Framing::Length(n),
+            (_, None) => Framing::Refuse,
+        }
+    }
+}
+
+/// Follows request framing on the inbound byte stream. Heads are scanned line by line where they lie in the read
+/// buffer; only a line split across reads is copied (to join it).
 #[derive(Debug)]
 pub(crate) struct Scanner {
     state: State,
-    head: Vec<u8>,
+    /// Bytes of the current head so far (0 = none yet; stray CR/LF before a head do not count).
+    head_len: usize,
+    /// The start of a line that continues in the next read.
+    partial: Vec<u8>,
+    info: HeadInfo,
     max_head: usize,
     size: u64,
     heads: u64,
@@ -87,7 +176,9 @@ impl Scanner {
     pub(crate) fn new(max_head: usize) -> Self {
         Self {
             state: State::Head,
-            head: Vec::new(),
+            head_len: 0,
+            partial: Vec::new(),
+            info: HeadInfo::default(),
             max_head,
             size: 0,
             heads: 0,
@@ -96,11 +187,18 @@ impl Scanner {
 
     /// Whether the stream sits between requests with nothing of the next head received.
     fn between_requests(&self) -> bool {
-        self.state == State::Head && self.head.is_empty()
+        self.state == State::Head && self.head_len == 0
     }
 
     fn head_in_progress(&self) -> bool {
-        self.state == State::Head && !self.head.is_empty()
+        self.state == State::Head && self.head_len > 0
+    }
+
+    fn give_up_head(&mut self) {
+        self.partial = Vec::new();
+        self.info = HeadInfo::default();
+        self.head_len = 0;
+        self.state = State::Passthrough;
     }
 
     /// Feeds bytes just read; returns the offset in `data` from which the stream must be refused.
@@ -110,37 +208,67 @@ impl Scanner {
             match self.state {
                 State::Passthrough => return None,
                 State::Head => {
-                    let start = if self.head.is_empty() {
+                    let start = if self.head_len == 0 {
                         while i < data.len() && (data[i] == b'\r' || data[i] == b'\n') {
                             i += 1;
+                        }
+                        if i == data.len() {
+                            return None;
                         }
                         i
                     } else {
                         0
                     };
-                    let mut complete = false;
-                    while i < data.len() {
-                        let b = data[i];
-                        i += 1;
-                        self.head.push(b);
-                        if b == b'\n'
-                            && (self.head.ends_with(b"\n\n") || self.head.ends_with(b"\n\r\n"))
-                        {
-                            complete = true;
+                    // Complete lines, until the empty line that ends the head.
+                    loop {
+                        let Some(nl) = memchr::memchr(b'\n', &data[i..]) else {
+                            let rest = &data[i..];
+                            self.head_len += rest.len();
+                            if self.head_len > self.max_head {
+                                self.give_up_head();
+                                return None;
+                            }
+                            self.partial.extend_from_slice(rest);
+                            return None;
+                        };
+                        self.head_len += nl + 1;
+                        let piece = &data[i..i + nl];
+                        i += nl + 1;
+                        let empty = if self.partial.is_empty() {
+                            let line = piece.strip_suffix(b"\r").unwrap_or(piece);
+                            let empty = line.is_empty() && self.info.started;
+                            if !empty {
+                                self.info.line(line);
+                            }
+                            empty
+                        } else {
+                            self.partial.extend_from_slice(piece);
+                            let joined = std::mem::take(&mut self.partial);
+                            let line = joined.strip_suffix(b"\r").unwrap_or(&joined);
+                            let empty = line.is_empty() && self.info.started;
+                            if !empty {
+                                self.info.line(line);
+                            }
+                            self.partial = joined;
+                            self.partial.clear();
+                            empty
+                        };
+                        if empty {
+                            // As if byte by byte: the last byte of a head may take it one past the limit.
+                            if self.head_len - 1 > self.max_head {
+                                self.give_up_head();
+                                return None;
+                            }
                             break;
                         }
-                        if self.head.len() > self.max_head {
-                            self.head = Vec::new();
-                            self.state = State::Passthrough;
+                        if self.head_len > self.max_head {
+                            self.give_up_head();
                             return None;
                         }
                     }
-                    if !complete {
-                        return None;
-                    }
                     self.heads += 1;
-                    let framing = analyze(&self.head);
-                    self.head.clear();
+                    let framing = std::mem::take(&mut self.info).framing();
+                    self.head_len = 0;
                     self.state = match framing {
                         Framing::Refuse => {
                             self.state = State::Passthrough;
@@ -228,72 +356,6 @@ fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Decides how a complete request head frames its body.
-fn analyze(head: &[u8]) -> Framing {
-    let mut lines = head
-        .split(|b| *b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let request_line = lines.next().unwrap_or_default();
-    let method = request_line
-        .split(|b| *b == b' ')
-        .next()
-        .unwrap_or_default();
-    let http10 = request_line.ends_with(b"HTTP/1.0");
-    let mut lengths = 0usize;
-    let mut length = None;
-    let mut te = false;
-    let mut chunked = 0usize;
-    let mut last_chunked = false;
-    for line in lines {
-        if line.is_empty() {
-            break;
-        }
-        let Some(colon) = line.iter().position(|b| *b == b':') else {
-            continue;
-        };
-        let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
-        if name.eq_ignore_ascii_case(b"content-length") {
-            for part in value.split(|b| *b == b',') {
-                let part = trim(part);
-                lengths += 1;
-                if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
-                    return Framing::Refuse;
-                }
-                length = std::str::from_utf8(part)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok());
-            }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            te = true;
-            for coding in value
-                .split(|b| *b == b',')
-                .map(trim)
-                .filter(|c| !c.is_empty())
-            {
-                last_chunked = coding.eq_ignore_ascii_case(b"chunked");
-                chunked += usize::from(last_chunked);
-            }
-        }
-    }
-    if te {
-        if lengths > 0 || http10 || !last_chunked || chunked != 1 {
-            return Framing::Refuse;
-        }
-        return Framing::Chunked;
-    }
-    if lengths > 1 {
-        return Framing::Refuse;
-    }
-    if method == b"CONNECT" {
-        return Framing::Passthrough;
-    }
-    match (lengths, length) {
-        (0, _) => Framing::None,
-        (_, Some(n)) => Framing::Length(n),
-        (_, None) => Framing::Refuse,
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 enum Timer {
     /// Close quietly (end of stream) when it fires.
@@ -353,6 +415,13 @@ impl<T> GuardedIo<T> {
             return None;
         }
         if self.inflight.load(Ordering::Acquire) > 0 {
+            // A look again within the idle timeout from now. A timer already armed that soon will do (usually the
+            // previous request's idle deadline): no clock read and no earlier re-arm per request.
+            if let Some(armed) = self.armed
+                && armed <= self.last_activity + self.settings.idle_timeout
+            {
+                return Some((armed, Timer::Busy));
+            }
             let now = Instant::now();
             if self.busy_recheck <= now {
                 self.busy_recheck = now + self.settings.idle_timeout;
@@ -536,6 +605,31 @@ POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX
             let mut s = Scanner::new(1024);
             assert_eq!(s.scan(head.as_bytes()), None, "{head:?}");
             assert!(s.between_requests(), "{head:?}");
+        }
+    }
+
+    #[test]
+    fn reads_split_anywhere_give_the_same_result() {
+        let refused = "POST /r HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let ok = "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\r\nGET /b HTTP/1.1\n\n\
+POST /c HTTP/1.1\r\ntransfer-encoding: gzip,\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        for data in [ok.to_string(), format!("{ok}{refused}")] {
+            let data = data.as_bytes();
+            let mut whole = Scanner::new(1024);
+            let expect = whole.scan(data);
+            for cut in 0..=data.len() {
+                let mut s = Scanner::new(1024);
+                let (a, b) = data.split_at(cut);
+                let first = s.scan(a);
+                let got = first.or_else(|| s.scan(b).map(|o| o + cut));
+                match (expect, got) {
+                    // Refused from the start of the refused head, or of the read it continues in.
+                    (Some(e), Some(g)) => assert!(g == e || (g == cut && cut > e), "cut {cut}"),
+                    (e, g) => assert_eq!(e, g, "cut {cut}"),
+                }
+                assert_eq!(s.heads, whole.heads, "cut {cut}");
+                assert_eq!(s.between_requests(), whole.between_requests(), "cut {cut}");
+            }
         }
     }
 

@@ -17,6 +17,7 @@ pub mod realip;
 pub mod router;
 pub mod runtime;
 pub mod service;
+mod workers;
 
 pub use error::DataplaneError;
 pub use runtime::Runtime;

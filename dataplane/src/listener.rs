@@ -1,5 +1,7 @@
 //! Listeners: bind an HTTPServer's address, accept connections under `maxConnections`, and serve each
-//! connection in its own task with a protocol-specific connection layer (HTTP/1.1 today).
+//! connection in its own task with a protocol-specific connection layer (HTTP/1.1 today). Accepting runs on the
+//! caller's runtime; each accepted connection is served on one of the worker threads (see `crate::workers`),
+//! in turn.
 //!
 //! `maxConnections`: like Easegress (Go's `LimitListener`) and nginx, a listener at its cap stops accepting;
 //! further clients wait in the kernel's accept backlog until a connection closes (nothing is refused actively).
@@ -162,6 +164,8 @@ impl Listener {
         let stop = CancellationToken::new();
         let force = CancellationToken::new();
         let conns = TaskTracker::new();
+        // Start the worker threads now rather than from the accept loop.
+        let _ = crate::workers::get();
         let accept_task = tokio::spawn(accept_loop(
             bound.listener,
             Arc::clone(&shared),
@@ -235,14 +239,34 @@ async fn accept_loop(
         match accepted {
             Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
-                conns.spawn(serve_connection(
-                    protocol,
-                    tcp,
-                    peer,
-                    permit,
-                    stop.clone(),
-                    force.clone(),
-                ));
+                let (stop, force) = (stop.clone(), force.clone());
+                match crate::workers::get() {
+                    // Hand the socket to a worker: it leaves this runtime's reactor and joins the worker's.
+                    Some(workers) => match tcp.into_std() {
+                        Ok(std_tcp) => {
+                            conns.spawn_on(
+                                async move {
+                                    match TcpStream::from_std(std_tcp) {
+                                        Ok(tcp) => {
+                                            serve_connection(
+                                                protocol, tcp, peer, permit, stop, force,
+                                            )
+                                            .await
+                                        }
+                                        Err(e) => {
+                                            tracing::warn!(%peer, error = %e, "cannot register connection")
+                                        }
+                                    }
+                                },
+                                workers.next(),
+                            );
+                        }
+                        Err(e) => tracing::warn!(%peer, error = %e, "cannot hand over connection"),
+                    },
+                    None => {
+                        conns.spawn(serve_connection(protocol, tcp, peer, permit, stop, force));
+                    }
+                }
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off briefly rather than spin.
@@ -283,13 +307,28 @@ async fn serve_http1(
         max_head: MAX_HEADER_SIZE,
     };
     let io = TokioIo::new(GuardedIo::new(tcp, settings, Arc::clone(&inflight)));
+    // The peer's IP as text, once per connection (the real IP of requests without forwarding headers).
+    let peer_ip: Arc<str> = crate::realip::canonical(peer.ip()).to_string().into();
     let svc = service_fn(move |req: hyper::Request<Incoming>| {
         let shared = Arc::clone(&shared);
+        let peer_ip = Arc::clone(&peer_ip);
         let guard = InflightGuard::new(&inflight);
-        let span = tracing::debug_span!("request", %peer, method = %req.method(), path = %req.uri().path());
+        // No span at all unless debug logging is on (it is per request).
+        let span = if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug_span!("request", %peer, method = %req.method(), path = %req.uri().path())
+        } else {
+            tracing::Span::none()
+        };
         async move {
             let config = shared.config.load_full();
-            let rsp = service::serve(config, &shared.pipelines, req.map(body::boxed), peer).await;
+            let rsp = service::serve_from(
+                config,
+                &shared.pipelines,
+                req.map(body::boxed),
+                peer,
+                &peer_ip,
+            )
+            .await;
             Ok::<_, Infallible>(rsp.map(|b| TrackedBody::new(b, guard)))
         }
         .instrument(span)

@@ -9,10 +9,15 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// The request's real IP: the peer's address when neither `X-Real-Ip` nor `X-Forwarded-For` is set; else the
 /// first public IP in `X-Forwarded-For`; else the `X-Real-Ip` value (possibly empty or not an IP).
 pub fn real_ip(headers: &HeaderMap, peer: SocketAddr) -> String {
+    real_ip_or(headers, &canonical(peer.ip()).to_string())
+}
+
+/// [`real_ip`] with the peer's canonical IP already formatted.
+pub(crate) fn real_ip_or(headers: &HeaderMap, peer_ip: &str) -> String {
     let real = first_str(headers, &X_REAL_IP);
     let xff = first_str(headers, &X_FORWARDED_FOR);
     if real.is_empty() && xff.is_empty() {
-        return canonical(peer.ip()).to_string();
+        return peer_ip.to_string();
     }
     for entry in xff.split(',') {
         let entry = entry.trim();

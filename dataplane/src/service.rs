@@ -46,10 +46,22 @@ pub struct ServerConfig {
 pub async fn serve(
     config: Arc<ServerConfig>,
     pipelines: &arc_swap::ArcSwap<PipelineMap>,
-    mut req: Request<Body>,
+    req: Request<Body>,
     peer: SocketAddr,
 ) -> Response<Body> {
-    let real_ip = realip::real_ip(req.headers(), peer);
+    let peer_ip = realip::canonical(peer.ip()).to_string();
+    serve_from(config, pipelines, req, peer, &peer_ip).await
+}
+
+/// [`serve`] with the peer's IP already formatted (`peer_ip`, done once per connection).
+pub(crate) async fn serve_from(
+    config: Arc<ServerConfig>,
+    pipelines: &arc_swap::ArcSwap<PipelineMap>,
+    mut req: Request<Body>,
+    peer: SocketAddr,
+    peer_ip: &str,
+) -> Response<Body> {
+    let real_ip = realip::real_ip_or(req.headers(), peer_ip);
     let pipeline = {
         let host = match req.uri().authority() {
             Some(a) => a.as_str(),

@@ -8,8 +8,9 @@ use crate::{
     body::{self, status_response},
     pipeline::Context,
     proxy::{
+        conn_pool::ConnPool,
         pool::{Matcher, Pool},
-        upstream::{self, UpstreamClient, caused_by_client, remove_hop_by_hop},
+        upstream::{self, caused_by_client, remove_hop_by_hop},
     },
 };
 use http::StatusCode;
@@ -20,8 +21,33 @@ use std::{any::Any, sync::Arc};
 pub struct Proxy {
     main: Pool,
     candidates: Vec<(Matcher, Pool)>,
-    client: Arc<UpstreamClient>,
+    clients: Arc<Clients>,
     max_idle_per_host: usize,
+}
+
+/// Upstream connection pools: one per worker thread (a request and its upstream connection stay on one thread),
+/// and a shared one for requests handled elsewhere.
+struct Clients {
+    per_worker: Box<[ConnPool]>,
+    shared: ConnPool,
+}
+
+impl Clients {
+    fn new(max_idle_per_host: usize) -> Self {
+        Self {
+            per_worker: (0..crate::workers::count())
+                .map(|_| ConnPool::new(max_idle_per_host))
+                .collect(),
+            shared: ConnPool::new(max_idle_per_host),
+        }
+    }
+
+    #[inline]
+    fn get(&self) -> &ConnPool {
+        crate::workers::current()
+            .and_then(|i| self.per_worker.get(i))
+            .unwrap_or(&self.shared)
+    }
 }
 
 impl Proxy {
@@ -49,19 +75,19 @@ impl Proxy {
         let inherited = previous
             .and_then(|p| p.as_any().downcast_ref::<Proxy>())
             .filter(|p| p.max_idle_per_host == max_idle_per_host)
-            .map(|p| Arc::clone(&p.client));
-        let client = inherited.unwrap_or_else(|| Arc::new(upstream::client(max_idle_per_host)));
+            .map(|p| Arc::clone(&p.clients));
+        let clients = inherited.unwrap_or_else(|| Arc::new(Clients::new(max_idle_per_host)));
         Ok(Self {
             main,
             candidates,
-            client,
+            clients,
             max_idle_per_host,
         })
     }
 
     /// Whether two proxies share one upstream connection pool (the pool is carried over config changes).
     pub fn shares_pool_with(&self, other: &Proxy) -> bool {
-        Arc::ptr_eq(&self.client, &other.client)
+        Arc::ptr_eq(&self.clients, &other.clients)
     }
 
     fn pool_for(&self, ctx: &Context) -> &Pool {
@@ -77,7 +103,7 @@ impl Proxy {
             return "internalError";
         };
         let body = std::mem::replace(ctx.request.body_mut(), body::empty());
-        let req = match upstream::upstream_request(server, &ctx.request, body) {
+        let req = match upstream::origin_request(server, &ctx.request, body) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot build upstream request");
@@ -85,7 +111,7 @@ impl Proxy {
                 return "internalError";
             }
         };
-        match self.client.request(req).await {
+        match self.clients.get().request(&server.authority, req).await {
             Ok(rsp) => {
                 let (mut parts, incoming) = rsp.into_parts();
                 remove_hop_by_hop(&mut parts.headers, false);
@@ -97,7 +123,7 @@ impl Proxy {
                     }
                     parts.headers = merged;
                 }
-                ctx.response = Some(http::Response::from_parts(parts, body::boxed(incoming)));
+                ctx.response = Some(http::Response::from_parts(parts, incoming));
                 ""
             }
             Err(e) => {

@@ -1,5 +1,6 @@
 //! Upstream side of the Proxy filter: server pools, load balancing, the connection pool and forwarding.
 
+pub(crate) mod conn_pool;
 pub mod load_balance;
 pub mod pool;
 pub mod upstream;

@@ -1,9 +1,12 @@
-//! Forwarding to an upstream server: the pooled HTTP client, hop-by-hop header removal, the upstream request.
+//! Forwarding to an upstream server: hop-by-hop header removal, the upstream request, a pooled HTTP client.
 
 use super::pool::Server;
 use crate::body::{self, Body, BoxError};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Uri, Version, header, uri::Scheme};
+use http::{
+    HeaderMap, HeaderValue, Request, Uri, Version, header,
+    uri::{PathAndQuery, Scheme},
+};
 use http_body::{Frame, SizeHint};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -20,7 +23,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an idle pooled upstream connection is kept.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The keep-alive client to upstream servers (cheap to clone; clones share the connection pool).
+/// A general-purpose keep-alive client to upstream servers (cheap to clone; clones share the connection pool).
+/// The Proxy filter itself uses the leaner per-worker pools of `conn_pool`.
 pub type UpstreamClient = Client<HttpConnector, Body>;
 
 /// A client keeping up to `max_idle_per_host` idle connections per server.
@@ -42,6 +46,10 @@ pub fn client(max_idle_per_host: usize) -> UpstreamClient {
 /// `Keep-Alive`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`.
 /// When `keep_te_trailers` and the TE header asked for trailers, `te: trailers` is kept.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+    // Usually there is none: one pass over the names is cheaper than a dozen lookups.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let te_trailers = keep_te_trailers
         && headers.get_all(header::TE).iter().any(|v| {
             v.to_str().is_ok_and(|s| {
@@ -82,6 +90,18 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
+}
+
+fn is_hop_by_hop(name: &header::HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::PROXY_AUTHENTICATE
+        || *name == header::PROXY_AUTHORIZATION
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || name.as_str() == "proxy-connection"
+        || name.as_str() == "keep-alive"
 }
 
 /// Error of the client's request body, marked so a failed upstream call can be blamed on the client.
@@ -146,9 +166,37 @@ pub fn upstream_request(
     body: Body,
 ) -> Result<Request<Body>, String> {
     let uri = req.uri();
+    let target = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(server.authority.clone())
+        .path_and_query(upstream_path(server, uri)?)
+        .build()
+        .map_err(|e| format!("bad upstream url for {}: {e}", server.url))?;
+    Ok(upstream_request_to(server, req, body, target))
+}
+
+/// As [`upstream_request`], with the origin-form target (`/path?query`) that goes on the wire to the server.
+pub(crate) fn origin_request(
+    server: &Server,
+    req: &Request<Body>,
+    body: Body,
+) -> Result<Request<Body>, String> {
+    let target = Uri::from(upstream_path(server, req.uri())?);
+    Ok(upstream_request_to(server, req, body, target))
+}
+
+/// Base path + request path + `?query`.
+fn upstream_path(server: &Server, uri: &Uri) -> Result<PathAndQuery, String> {
     let path = uri.path();
+    if server.base_path.is_empty()
+        && path.starts_with('/')
+        && let Some(pq) = uri.path_and_query()
+    {
+        // Nothing to add: share the request's own (already validated) path and query.
+        return Ok(pq.clone());
+    }
     let mut pq = String::with_capacity(
-        server.base_path.len() + path.len() + 1 + uri.query().map_or(0, str::len),
+        server.base_path.len() + path.len() + 2 + uri.query().map_or(0, str::len),
     );
     pq.push_str(&server.base_path);
     if !path.starts_with('/') {
@@ -159,23 +207,26 @@ pub fn upstream_request(
         pq.push('?');
         pq.push_str(q);
     }
-    let target = Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(server.authority.clone())
-        .path_and_query(pq)
-        .build()
-        .map_err(|e| format!("bad upstream url for {}: {e}", server.url))?;
+    PathAndQuery::try_from(pq).map_err(|e| format!("bad upstream url for {}: {e}", server.url))
+}
+
+fn upstream_request_to(
+    server: &Server,
+    req: &Request<Body>,
+    body: Body,
+    target: Uri,
+) -> Request<Body> {
     let mut headers = req.headers().clone();
     remove_hop_by_hop(&mut headers, true);
     // 100-continue was already handled with the client.
     headers.remove(header::EXPECT);
-    let client_host = req.headers().get(header::HOST).cloned().or_else(|| {
-        req.uri()
+    let host = match req.headers().get(header::HOST) {
+        Some(h) if server.keep_client_host => h.clone(),
+        None if server.keep_client_host => req
+            .uri()
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    let host = match client_host {
-        Some(h) if server.keep_client_host => h,
+            .unwrap_or_else(|| server.host_header.clone()),
         _ => server.host_header.clone(),
     };
     headers.insert(header::HOST, host);
@@ -184,7 +235,7 @@ pub fn upstream_request(
     *out.uri_mut() = target;
     *out.version_mut() = Version::HTTP_11;
     *out.headers_mut() = headers;
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
