@@ -8,6 +8,7 @@ pub mod body;
 pub mod config_client;
 mod error;
 pub mod filters;
+pub mod fnv;
 mod h1_guard;
 pub mod ipfilter;
 pub mod listener;

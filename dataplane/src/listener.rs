@@ -338,6 +338,7 @@ async fn serve_http1(
         .keep_alive(config.keep_alive)
         .max_header_size(MAX_HEADER_SIZE)
         .header_read_timeout(None)
+        .writev(false)
         .timer(TokioTimer::new());
     drop(config);
     let conn = builder.serve_connection(io, svc);

@@ -23,6 +23,9 @@ pub struct Context {
     pub real_ip: String,
     /// The TCP peer.
     pub peer: SocketAddr,
+    /// Set by the pipeline while the filter running is the last that can run: it may consume the request's
+    /// parts (e.g. the Proxy moves the headers upstream rather than copying them).
+    pub(crate) last_filter: bool,
 }
 
 impl Context {
@@ -33,6 +36,7 @@ impl Context {
             response: None,
             real_ip,
             peer,
+            last_filter: false,
         }
     }
 }
@@ -47,6 +51,8 @@ struct Step {
     /// `None` for an `END` node of the flow.
     filter: Option<Arc<dyn Filter>>,
     jumps: Vec<(String, Jump)>,
+    /// No filter comes after this step (jumps only go forward).
+    last: bool,
 }
 
 /// A built pipeline.
@@ -118,7 +124,14 @@ impl Pipeline {
                 };
                 jumps.push((result.clone(), jump));
             }
-            steps.push(Step { filter, jumps });
+            steps.push(Step {
+                filter,
+                jumps,
+                last: false,
+            });
+        }
+        if let Some(i) = steps.iter().rposition(|s| s.filter.is_some()) {
+            steps[i].last = true;
         }
         Ok(Self {
             spec: spec.clone(),
@@ -143,7 +156,9 @@ impl Pipeline {
         let mut last = "";
         while let Some(step) = self.steps.get(i) {
             let Some(filter) = &step.filter else { break };
+            ctx.last_filter = step.last;
             let result = filter.handle(ctx).await;
+            ctx.last_filter = false;
             if result.is_empty() {
                 i += 1;
                 continue;

@@ -92,7 +92,8 @@ impl Runtime {
 
         // 1. Pipelines: reuse unchanged ones, build the others beside the old.
         let old = self.inner.pipelines.load_full();
-        let mut pipelines = PipelineMap::with_capacity(pipeline_specs.len());
+        let mut pipelines =
+            PipelineMap::with_capacity_and_hasher(pipeline_specs.len(), Default::default());
         for spec in &pipeline_specs {
             let previous = old.get(&spec.name);
             let built = match previous {
@@ -217,6 +218,6 @@ impl Runtime {
             state.listeners.drain().map(|(_, l)| l).collect()
         };
         futures_util::future::join_all(listeners.into_iter().map(|l| l.shutdown(grace))).await;
-        self.inner.pipelines.store(Arc::new(PipelineMap::new()));
+        self.inner.pipelines.store(Arc::new(PipelineMap::default()));
     }
 }

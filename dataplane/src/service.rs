@@ -10,7 +10,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body::{Frame, SizeHint};
 use std::{
-    collections::HashMap,
     net::SocketAddr,
     pin::Pin,
     sync::{
@@ -21,8 +20,8 @@ use std::{
     time::Duration,
 };
 
-/// Pipelines by name, looked up at request time.
-pub type PipelineMap = HashMap<String, Arc<Pipeline>>;
+/// Pipelines by name, looked up at request time (FNV: the names are short and come from config).
+pub type PipelineMap = crate::fnv::FnvMap<String, Arc<Pipeline>>;
 
 /// The settings of one HTTPServer that requests and new connections read (swapped whole on change).
 #[derive(Debug)]

@@ -103,7 +103,7 @@ impl Proxy {
             return "internalError";
         };
         let body = std::mem::replace(ctx.request.body_mut(), body::empty());
-        let req = match upstream::origin_request(server, &ctx.request, body) {
+        let req = match upstream::origin_request(server, &mut ctx.request, body, ctx.last_filter) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot build upstream request");

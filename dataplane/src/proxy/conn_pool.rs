@@ -18,8 +18,6 @@ use hyper::{
 };
 use hyper_util::rt::TokioIo;
 use std::{
-    collections::HashMap,
-    hash::{BuildHasherDefault, Hasher},
     pin::Pin,
     sync::{
         Arc, Mutex, PoisonError, Weak,
@@ -56,29 +54,7 @@ impl std::error::Error for UpstreamError {
     }
 }
 
-/// FNV-1a over the bytes written (keys are short `host:port` strings).
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+use crate::fnv::FnvMap;
 
 struct Idle {
     tx: SendRequest<Body>,
@@ -122,7 +98,8 @@ impl ConnPool {
         loop {
             let (mut tx, reused) = match self.checkout(authority).await {
                 Some(tx) => (tx, true),
-                None => (connect(authority).await?, false),
+                // Boxed: the (rare) connect path would otherwise make every request's future larger.
+                None => (Box::pin(connect(authority)).await?, false),
             };
             match tx.try_send_request(req).await {
                 Ok(rsp) => {
@@ -237,6 +214,7 @@ async fn connect(authority: &Authority) -> Result<SendRequest<Body>, UpstreamErr
         .map_err(UpstreamError::Connect)?;
     let _ = tcp.set_nodelay(true);
     let (tx, conn) = http1::Builder::new()
+        .writev(false)
         .handshake::<_, Body>(TokioIo::new(tcp))
         .await
         .map_err(UpstreamError::Http)?;

@@ -172,17 +172,31 @@ pub fn upstream_request(
         .path_and_query(upstream_path(server, uri)?)
         .build()
         .map_err(|e| format!("bad upstream url for {}: {e}", server.url))?;
-    Ok(upstream_request_to(server, req, body, target))
+    Ok(upstream_request_with(
+        server,
+        req,
+        req.headers().clone(),
+        body,
+        target,
+    ))
 }
 
 /// As [`upstream_request`], with the origin-form target (`/path?query`) that goes on the wire to the server.
+/// With `take_headers`, the request's headers are moved into the upstream request (left empty) rather than
+/// copied: for a caller that is the last one to need them.
 pub(crate) fn origin_request(
     server: &Server,
-    req: &Request<Body>,
+    req: &mut Request<Body>,
     body: Body,
+    take_headers: bool,
 ) -> Result<Request<Body>, String> {
     let target = Uri::from(upstream_path(server, req.uri())?);
-    Ok(upstream_request_to(server, req, body, target))
+    let headers = if take_headers {
+        std::mem::take(req.headers_mut())
+    } else {
+        req.headers().clone()
+    };
+    Ok(upstream_request_with(server, req, headers, body, target))
 }
 
 /// Base path + request path + `?query`.
@@ -210,17 +224,18 @@ fn upstream_path(server: &Server, uri: &Uri) -> Result<PathAndQuery, String> {
     PathAndQuery::try_from(pq).map_err(|e| format!("bad upstream url for {}: {e}", server.url))
 }
 
-fn upstream_request_to(
+/// The upstream request with `headers` (the client request's own, taken or copied).
+fn upstream_request_with(
     server: &Server,
     req: &Request<Body>,
+    mut headers: HeaderMap,
     body: Body,
     target: Uri,
 ) -> Request<Body> {
-    let mut headers = req.headers().clone();
     remove_hop_by_hop(&mut headers, true);
     // 100-continue was already handled with the client.
     headers.remove(header::EXPECT);
-    let host = match req.headers().get(header::HOST) {
+    let host = match headers.get(header::HOST) {
         Some(h) if server.keep_client_host => h.clone(),
         None if server.keep_client_host => req
             .uri()
