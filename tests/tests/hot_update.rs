@@ -29,22 +29,32 @@ fn server(name: &str, port: u16, backend: &str) -> String {
     )
 }
 
+/// A master with its gateway, `backends` mirrors, and server `srv` on a free port routing to `pipeline(version)`,
+/// already answering 200. Returns the base URL of the server.
+async fn serving(
+    dir: &std::path::Path,
+    backends: usize,
+    version: u32,
+) -> (Master, Mirrors, String) {
+    let master = Master::start(dir, &[]).await;
+    let mirrors = Mirrors::start(dir, backends);
+    let port = free_port();
+    let docs = format!(
+        "{}---\n{}",
+        server("srv", port, "pipe"),
+        pipeline(version, &mirrors.addrs)
+    );
+    ok(master.meshctl(&["object", "create"], Some(&docs)));
+    let url = format!("http://127.0.0.1:{port}/");
+    wait_for(&url, 15, |r| r.status == 200).await;
+    (master, mirrors, format!("http://127.0.0.1:{port}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_under_load_fail_no_request() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let master = Master::start(dir.path(), &[]).await;
-    let mirrors = Mirrors::start(dir.path(), 2);
-    let port = free_port();
-    ok(master.meshctl(
-        &["object", "create"],
-        Some(&format!(
-            "{}---\n{}",
-            server("srv", port, "pipe"),
-            pipeline(0, &mirrors.addrs)
-        )),
-    ));
-    let url = format!("http://127.0.0.1:{port}/load");
-    wait_for(&url, 15, |r| r.status == 200).await;
+    let (master, mirrors, base) = serving(dir.path(), 2, 0).await;
+    let url = format!("{base}/load");
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -127,19 +137,8 @@ async fn updates_under_load_fail_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unapplicable_config_is_nacked_and_old_config_keeps_serving() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let master = Master::start(dir.path(), &[]).await;
-    let mirrors = Mirrors::start(dir.path(), 1);
-    let port = free_port();
-    ok(master.meshctl(
-        &["object", "create"],
-        Some(&format!(
-            "{}---\n{}",
-            server("srv", port, "pipe"),
-            pipeline(1, &mirrors.addrs)
-        )),
-    ));
-    let url = format!("http://127.0.0.1:{port}/");
-    wait_for(&url, 15, |r| r.status == 200).await;
+    let (master, mirrors, base) = serving(dir.path(), 1, 1).await;
+    let url = format!("{base}/");
 
     // Another process holds a port; a server on it cannot be applied.
     let blocker = std::net::TcpListener::bind("0.0.0.0:0").expect("bind blocker");
