@@ -12,14 +12,7 @@ async fn setup(extra: &str) -> (Runtime, u16, Backend) {
     let up = fixed("ok").await;
     let port = free_port();
     let rt = Runtime::new();
-    apply(
-        &rt,
-        &format!(
-            "{}\n---\n{}",
-            simple_server("s", port, "p", extra),
-            proxy_pipeline("p", &[up.url()])
-        ),
-    );
+    apply(&rt, &proxied_server("s", port, "p", extra, &[up.url()]));
     (rt, port, up)
 }
 
@@ -92,14 +85,7 @@ async fn chunked_and_pipelined_requests_still_work() {
     let up = echo("e").await;
     let port = free_port();
     let rt = Runtime::new();
-    apply(
-        &rt,
-        &format!(
-            "{}\n---\n{}",
-            simple_server("s", port, "p", ""),
-            proxy_pipeline("p", &[up.url()])
-        ),
-    );
+    apply(&rt, &proxied_server("s", port, "p", "", &[up.url()]));
     let mut s = TcpStream::connect(addr(port)).await.unwrap();
     s.write_all(
         b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\n\
@@ -315,14 +301,7 @@ async fn server_may_exist_before_its_pipeline() {
         get(&c, &format!("http://127.0.0.1:{port}/")).await.status,
         503
     );
-    apply(
-        &rt,
-        &format!(
-            "{}\n---\n{}",
-            simple_server("s", port, "p", ""),
-            proxy_pipeline("p", &[up.url()])
-        ),
-    );
+    apply(&rt, &proxied_server("s", port, "p", "", &[up.url()]));
     assert_eq!(
         get(&c, &format!("http://127.0.0.1:{port}/")).await.body,
         "late"
@@ -333,14 +312,7 @@ async fn server_may_exist_before_its_pipeline() {
 async fn removed_server_stops_accepting_and_moved_port_works() {
     let (rt, port, up) = setup("").await;
     let new_port = free_port();
-    apply(
-        &rt,
-        &format!(
-            "{}\n---\n{}",
-            simple_server("s", new_port, "p", ""),
-            proxy_pipeline("p", &[up.url()])
-        ),
-    );
+    apply(&rt, &proxied_server("s", new_port, "p", "", &[up.url()]));
     assert_eq!(rt.server_addr("s").unwrap().port(), new_port);
     let c = client();
     assert_eq!(

@@ -296,14 +296,7 @@ async fn response_body_is_streamed() {
     .await;
     let port = free_port();
     let rt = Runtime::new();
-    apply(
-        &rt,
-        &format!(
-            "{}\n---\n{}",
-            simple_server("s", port, "p", ""),
-            proxy_pipeline("p", &[up.url()])
-        ),
-    );
+    apply(&rt, &proxied_server("s", port, "p", "", &[up.url()]));
     let c = client();
     let req = http::Request::get(format!("http://127.0.0.1:{port}/"))
         .body(http_body_util::Full::new(Bytes::new()))
@@ -347,14 +340,7 @@ async fn request_body_is_streamed() {
     .await;
     let port = free_port();
     let rt = Runtime::new();
-    apply(
-        &rt,
-        &format!(
-            "{}\n---\n{}",
-            simple_server("s", port, "p", ""),
-            proxy_pipeline("p", &[up.url()])
-        ),
-    );
+    apply(&rt, &proxied_server("s", port, "p", "", &[up.url()]));
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(2);
     let body = StreamBody::new(ReceiverStream::new(rx));
     let c: hyper_util::client::legacy::Client<_, StreamingBody> =

@@ -12,10 +12,12 @@ async fn quick_start_proxy_and_hop_by_hop() {
     let rt = Runtime::new();
     apply(
         &rt,
-        &format!(
-            "{}\n---\n{}",
-            simple_server("server-demo", port, "pipeline-demo", "keepAlive: true"),
-            proxy_pipeline("pipeline-demo", &[up.url()])
+        &proxied_server(
+            "server-demo",
+            port,
+            "pipeline-demo",
+            "keepAlive: true",
+            &[up.url()],
         ),
     );
     let c = client();
@@ -75,14 +77,7 @@ async fn response_hop_by_hop_removed() {
     .await;
     let port = free_port();
     let rt = Runtime::new();
-    apply(
-        &rt,
-        &format!(
-            "{}\n---\n{}",
-            simple_server("s", port, "p", ""),
-            proxy_pipeline("p", &[up.url()])
-        ),
-    );
+    apply(&rt, &proxied_server("s", port, "p", "", &[up.url()]));
     let r = get(&client(), &format!("http://127.0.0.1:{port}/")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, "ok");

@@ -271,3 +271,18 @@ pub fn proxy_pipeline(name: &str, urls: &[String]) -> String {
         "kind: HTTPPipeline\nname: {name}\nfilters:\n  - name: proxy\n    kind: Proxy\n    mainPool:\n      loadBalance: {{policy: roundRobin}}\n      servers:\n{servers}"
     )
 }
+
+/// An HTTPServer `server` on `port` sending every path to `pipeline`, and that pipeline: one Proxy over `urls`.
+pub fn proxied_server(
+    server: &str,
+    port: u16,
+    pipeline: &str,
+    extra: &str,
+    urls: &[String],
+) -> String {
+    format!(
+        "{}\n---\n{}",
+        simple_server(server, port, pipeline, extra),
+        proxy_pipeline(pipeline, urls)
+    )
+}
