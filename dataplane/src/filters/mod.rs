@@ -7,7 +7,7 @@ mod validator;
 
 pub use proxy::Proxy;
 pub use request_adaptor::RequestAdaptor;
-pub(crate) use request_adaptor::with_path;
+pub(crate) use request_adaptor::{join_path_query, with_path};
 pub use response_adaptor::ResponseAdaptor;
 pub use validator::Validator;
 

@@ -71,17 +71,24 @@ impl RequestAdaptor {
     }
 }
 
-/// `uri` with its path replaced (query kept). A path not starting with `/` gets one.
-pub(crate) fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
-    let mut pq = String::with_capacity(path.len() + 1 + uri.query().map_or(0, str::len));
+/// `prefix` + `path` (given a leading `/` when it lacks one) + `?query`: the one place a path and query are joined.
+pub(crate) fn join_path_query(prefix: &str, path: &str, query: Option<&str>) -> String {
+    let mut pq = String::with_capacity(prefix.len() + path.len() + 2 + query.map_or(0, str::len));
+    pq.push_str(prefix);
     if !path.starts_with('/') {
         pq.push('/');
     }
     pq.push_str(path);
-    if let Some(q) = uri.query() {
+    if let Some(q) = query {
         pq.push('?');
         pq.push_str(q);
     }
+    pq
+}
+
+/// `uri` with its path replaced (query kept). A path not starting with `/` gets one.
+pub(crate) fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
+    let pq = join_path_query("", path, uri.query());
     let mut parts = uri.clone().into_parts();
     parts.path_and_query = Some(pq.parse().ok()?);
     Uri::from_parts(parts).ok()

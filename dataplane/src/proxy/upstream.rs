@@ -209,18 +209,7 @@ fn upstream_path(server: &Server, uri: &Uri) -> Result<PathAndQuery, String> {
         // Nothing to add: share the request's own (already validated) path and query.
         return Ok(pq.clone());
     }
-    let mut pq = String::with_capacity(
-        server.base_path.len() + path.len() + 2 + uri.query().map_or(0, str::len),
-    );
-    pq.push_str(&server.base_path);
-    if !path.starts_with('/') {
-        pq.push('/');
-    }
-    pq.push_str(path);
-    if let Some(q) = uri.query() {
-        pq.push('?');
-        pq.push_str(q);
-    }
+    let pq = crate::filters::join_path_query(&server.base_path, path, uri.query());
     PathAndQuery::try_from(pq).map_err(|e| format!("bad upstream url for {}: {e}", server.url))
 }
 
