@@ -345,3 +345,76 @@ async fn shutdown_stops_listeners() {
     assert!(closed, "idle kept-alive connection closed by shutdown");
     assert!(TcpStream::connect(addr(port)).await.is_err());
 }
+
+/// Mutated and random requests (seeded, bounded): whatever arrives, the server answers or closes, never panics,
+/// and a kept-alive client beside them keeps being served.
+#[tokio::test]
+async fn mutated_requests_never_break_the_server() {
+    // Connection tasks run on the data plane's worker threads, where a panic would only close a socket: count them.
+    static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        previous(info);
+    }));
+    let (_rt, port, _up) = setup("").await;
+    let mut good = TcpStream::connect(addr(port)).await.unwrap();
+    let valid: &[&[u8]] = &[
+        b"GET /a?b=c HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n",
+        b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+        b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    ];
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    for _batch in 0..6 {
+        let mut cases = Vec::new();
+        for _ in 0..50 {
+            let mut bytes = valid[rng.usize(..valid.len())].to_vec();
+            match rng.u8(..4) {
+                0 => {
+                    for _ in 0..rng.usize(1..6) {
+                        let i = rng.usize(..bytes.len());
+                        bytes[i] = rng.u8(..);
+                    }
+                }
+                1 => bytes.truncate(rng.usize(..bytes.len())),
+                2 => {
+                    let i = rng.usize(..bytes.len());
+                    let junk: Vec<u8> = (0..rng.usize(1..64)).map(|_| rng.u8(..)).collect();
+                    bytes.splice(i..i, junk);
+                }
+                _ => bytes = (0..rng.usize(1..512)).map(|_| rng.u8(..)).collect(),
+            }
+            cases.push(tokio::spawn(async move {
+                let mut s = TcpStream::connect(addr(port)).await.unwrap();
+                // The peer may already have closed on an early refusal; that is an answer too.
+                let _ = s.write_all(&bytes).await;
+                let _ = s.shutdown().await;
+                read_until_close(&mut s, Duration::from_secs(5)).await
+            }));
+        }
+        for case in cases {
+            let (text, closed) = case.await.expect("case task");
+            assert!(
+                closed,
+                "every mutated request ends with a close, got {text:?}"
+            );
+            assert!(text.is_empty() || text.starts_with("HTTP/1.1 "), "{text:?}");
+        }
+        good.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(read_response(&mut good).await.starts_with("HTTP/1.1 200"));
+    }
+    let (text, _) = raw_exchange(
+        addr(port),
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:?}");
+    assert_eq!(
+        PANICS.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing a client sends may panic"
+    );
+}
