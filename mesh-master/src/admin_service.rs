@@ -37,8 +37,20 @@ impl AdminService {
         Ok(())
     }
 
-    async fn write_object(&self, cmd: Command) -> Result<Response<WriteObjectResponse>, Status> {
-        match self.cluster.write(cmd).await.map_err(write_status)? {
+    /// Checks the document of `request`, then commits the command `make` builds from it.
+    async fn write_object(
+        &self,
+        request: Request<WriteObjectRequest>,
+        make: impl FnOnce(String) -> Command,
+    ) -> Result<Response<WriteObjectResponse>, Status> {
+        let req = request.into_inner();
+        Self::check_document(&req)?;
+        match self
+            .cluster
+            .write(make(req.spec_json))
+            .await
+            .map_err(write_status)?
+        {
             CommandOutcome::Written {
                 object,
                 revision,
@@ -85,9 +97,7 @@ impl Admin for AdminService {
         &self,
         request: Request<WriteObjectRequest>,
     ) -> Result<Response<WriteObjectResponse>, Status> {
-        let req = request.into_inner();
-        Self::check_document(&req)?;
-        self.write_object(Command::Create { doc: req.spec_json })
+        self.write_object(request, |doc| Command::Create { doc })
             .await
     }
 
@@ -95,9 +105,7 @@ impl Admin for AdminService {
         &self,
         request: Request<WriteObjectRequest>,
     ) -> Result<Response<WriteObjectResponse>, Status> {
-        let req = request.into_inner();
-        Self::check_document(&req)?;
-        self.write_object(Command::Update { doc: req.spec_json })
+        self.write_object(request, |doc| Command::Update { doc })
             .await
     }
 
@@ -105,9 +113,7 @@ impl Admin for AdminService {
         &self,
         request: Request<WriteObjectRequest>,
     ) -> Result<Response<WriteObjectResponse>, Status> {
-        let req = request.into_inner();
-        Self::check_document(&req)?;
-        self.write_object(Command::Apply { doc: req.spec_json })
+        self.write_object(request, |doc| Command::Apply { doc })
             .await
     }
 

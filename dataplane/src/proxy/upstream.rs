@@ -1,17 +1,11 @@
-//! Forwarding to an upstream server: hop-by-hop header removal, the upstream request, a pooled HTTP client.
+//! Forwarding to an upstream server: hop-by-hop header removal and the upstream request (the connections are
+//! `conn_pool`'s).
 
 use super::pool::Server;
 use crate::body::{self, Body, BoxError};
 use bytes::Bytes;
-use http::{
-    HeaderMap, HeaderValue, Request, Uri, Version, header,
-    uri::{PathAndQuery, Scheme},
-};
+use http::{HeaderMap, HeaderValue, Request, Uri, Version, header, uri::PathAndQuery};
 use http_body::{Frame, SizeHint};
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::{TokioExecutor, TokioTimer},
-};
 use std::{
     pin::Pin,
     task::{Context, Poll},
@@ -22,25 +16,6 @@ use std::{
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an idle pooled upstream connection is kept.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// A general-purpose keep-alive client to upstream servers (cheap to clone; clones share the connection pool).
-/// The Proxy filter itself uses the leaner per-worker pools of `conn_pool`.
-pub type UpstreamClient = Client<HttpConnector, Body>;
-
-/// A client keeping up to `max_idle_per_host` idle connections per server.
-pub fn client(max_idle_per_host: usize) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(max_idle_per_host)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .set_host(false)
-        .build(connector)
-}
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1): `Connection` and every header it names, `Proxy-Connection`,
 /// `Keep-Alive`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`.
@@ -158,30 +133,9 @@ pub fn caused_by_client(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Builds the upstream request: url = server url + base path + request path + `?query`; hop-by-hop headers
-/// removed; Host = the client's when the server url host is an IP or keepHost, else the url's host.
-pub fn upstream_request(
-    server: &Server,
-    req: &Request<Body>,
-    body: Body,
-) -> Result<Request<Body>, String> {
-    let uri = req.uri();
-    let target = Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(server.authority.clone())
-        .path_and_query(upstream_path(server, uri)?)
-        .build()
-        .map_err(|e| format!("bad upstream url for {}: {e}", server.url))?;
-    Ok(upstream_request_with(
-        server,
-        req,
-        req.headers().clone(),
-        body,
-        target,
-    ))
-}
-
-/// As [`upstream_request`], with the origin-form target (`/path?query`) that goes on the wire to the server.
+/// Builds the upstream request with the origin-form target (`/path?query`) that goes on the wire: base path +
+/// request path + `?query`; hop-by-hop headers removed; Host = the client's when the server url host is an IP or
+/// keepHost, else the url's host.
 /// With `take_headers`, the request's headers are moved into the upstream request (left empty) rather than
 /// copied: for a caller that is the last one to need them.
 pub(crate) fn origin_request(
